@@ -1,0 +1,5 @@
+"""Admin area: users, teams, system settings."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")

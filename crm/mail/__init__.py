@@ -1,0 +1,1 @@
+"""The mail domain. It imports neither flask nor rq."""

@@ -1,0 +1,20 @@
+"""All models, imported so that Base.metadata knows every table."""
+
+from crm.models.users import Team, User, team_members  # noqa: F401
+from crm.models.addresses import EmailAddress, EmailAddressLink  # noqa: F401
+from crm.models.records import (  # noqa: F401
+    RECORD_TYPES,
+    Account,
+    Case,
+    Contact,
+    Lead,
+    Opportunity,
+    Task,
+    opportunity_contacts,
+)
+from crm.models.settings import Setting  # noqa: F401
+from crm.models.folders import Folder, folder_teams  # noqa: F401
+from crm.models.accounts import FolderCursor, MailAccount, SyncRun, mail_account_teams  # noqa: F401
+from crm.models.mail import Attachment, Email, EmailLocation, EmailRecipient, EmailUserState  # noqa: F401
+from crm.models.rules import EmailFilter  # noqa: F401
+from crm.models.notifications import Notification  # noqa: F401

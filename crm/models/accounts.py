@@ -1,0 +1,116 @@
+"""IMAP/SMTP mail accounts, their per-folder cursors and sync runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.db import Base, utcnow
+
+mail_account_teams = Table(
+    "mail_account_teams",
+    Base.metadata,
+    Column("mail_account_id", ForeignKey("mail_accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class MailAccount(Base):
+    """A personal or group (shared) mailbox; `user_id` is the owner or the assigned user."""
+
+    __tablename__ = "mail_accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    is_group: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email_address: Mapped[str] = mapped_column(String(320))
+    imap_host: Mapped[str] = mapped_column(String(255), default="")
+    imap_port: Mapped[int] = mapped_column(Integer, default=993)
+    imap_security: Mapped[str] = mapped_column(String(10), default="ssl")
+    imap_login: Mapped[str] = mapped_column(String(320), default="")
+    imap_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Associated data of the at-rest cipher: binds a ciphertext to this row.
+    secret_scope: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    monitored_folders: Mapped[list] = mapped_column(JSON, default=lambda: ["INBOX"])
+    # IMAP folder -> CRM folder id, for mail that should not land in the target folder.
+    folder_map: Mapped[dict] = mapped_column(JSON, default=dict)
+    fetch_since: Mapped[date | None] = mapped_column(Date)
+    target_folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="SET NULL"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Group accounts.
+    add_all_team_users: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_case: Mapped[bool] = mapped_column(Boolean, default=False)
+    case_distribution: Mapped[str] = mapped_column(String(20), default="direct")
+    case_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    teams: Mapped[list["Team"]] = relationship(secondary=mail_account_teams)  # noqa: F821
+    # Sync bookkeeping, read by the status panel.
+    sync_state: Mapped[str] = mapped_column(String(10), default="idle")
+    sync_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_since: Mapped[datetime | None] = mapped_column(DateTime)
+    error_notified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    cursors: Mapped[list["FolderCursor"]] = relationship(
+        back_populates="account", cascade="all, delete-orphan"
+    )
+
+
+class FolderCursor(Base):
+    """How far one IMAP folder of one account has been imported."""
+
+    __tablename__ = "folder_cursors"
+    __table_args__ = (UniqueConstraint("mail_account_id", "folder"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mail_account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    # Highest UID imported in a contiguous run from the top (incremental fetch starts above it).
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Backfill below the first cursor runs newest first; `backfill_below` is the lowest done UID.
+    backfill_below: Mapped[int | None] = mapped_column(BigInteger)
+    since: Mapped[date | None] = mapped_column(Date)
+    server_messages: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    account: Mapped[MailAccount] = relationship(back_populates="cursors")
+
+
+class SyncRun(Base):
+    """One fetch job's progress and outcome (the UI polls this row)."""
+
+    __tablename__ = "sync_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mail_account_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_accounts.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(12), default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    seen: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    remaining: Mapped[int] = mapped_column(Integer, default=0)
+    rate: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)

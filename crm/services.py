@@ -1,0 +1,58 @@
+"""The app's long-lived services built from a Config: database, blobs, secrets, Redis.
+
+Both the web app and the workers build one of these; nothing here imports Flask or RQ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets as _secrets
+from functools import cached_property
+
+from redis import Redis
+from sqlalchemy.orm import Session
+
+from crm.config import Config
+from crm.db import make_engine, make_session_factory
+from crm.secrets import SecretBox, new_key
+from crm.storage import BlobStore
+
+
+class Services:
+    def __init__(self, config: Config):
+        self.config = config
+        self.engine = make_engine(config.database_url)
+        self.Session = make_session_factory(self.engine)
+        self.blobs = BlobStore(config.data_dir)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        key = self.config.secrets_key or self.config.read_or_create_instance_secret(
+            "secrets.key", new_key
+        )
+        return SecretBox(key)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.config.redis_url)
+
+    @contextlib.contextmanager
+    def session(self):
+        """A session that commits on success and rolls back on error."""
+        session: Session = self.Session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def secret_key(self) -> str:
+        return self.config.secret_key or self.config.read_or_create_instance_secret(
+            "secret_key", lambda: _secrets.token_hex(32)
+        )
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Real test servers (Dovecot, aiosmtpd) and helpers shared by tests and benchmarks."""

@@ -1,0 +1,274 @@
+"""A private Dovecot IMAP server on free loopback ports, with its own config and users.
+
+Runs `dovecot -F` in the foreground as a child process; mail is Maildir++ under the work dir.
+As root, mail is owned by the system user `mail` (Dovecot refuses uid 0). Users can be added
+while it runs (the passwd-file is re-read), so each test can take a fresh, empty mailbox.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+PASSWORD = "secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Dovecot:
+    def __init__(self, workdir: Path):
+        self.dir = Path(workdir)
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.ssl_port = free_port()
+        self.users: list[str] = []
+        self._counter = itertools.count(1)
+        self.proc: subprocess.Popen | None = None
+        self.is_root = os.geteuid() == 0
+        if self.is_root:
+            mail = pwd.getpwnam("mail")
+            self.uid, self.gid = mail.pw_uid, mail.pw_gid
+        else:
+            self.uid, self.gid = os.getuid(), os.getgid()
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self, users=("alice", "bob", "carol")) -> "Dovecot":
+        if shutil.which("dovecot") is None:
+            raise RuntimeError("dovecot not installed: apt-get install dovecot-imapd")
+        for sub in ("run", "state", "mail", "home", "ssl"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        for sub in ("run", "mail", "home"):
+            os.chmod(self.dir / sub, 0o755)
+        if self.is_root:
+            os.chown(self.dir / "mail", self.uid, self.gid)
+            os.chown(self.dir / "home", self.uid, self.gid)
+        self._make_cert()
+        for user in users:
+            self._add_user_line(user)
+        (self.dir / "dovecot.conf").write_text(self._config())
+        log = open(self.dir / "stderr.log", "wb")
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(self.dir / "dovecot.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dovecot exited: {self.log_tail()}")
+            if _port_open(self.port) and _port_open(self.ssl_port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dovecot did not start: {self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def log_tail(self, n: int = 30) -> str:
+        text = ""
+        for name in ("dovecot.log", "stderr.log"):
+            p = self.dir / name
+            if p.exists():
+                text += "\n".join(p.read_text(errors="replace").splitlines()[-n:])
+        return text
+
+    # --- users and mail --------------------------------------------------------------
+    def new_user(self, prefix: str = "u") -> str:
+        """A fresh user with an empty mailbox (password: PASSWORD)."""
+        user = f"{prefix}{os.getpid()}x{next(self._counter)}"
+        self._add_user_line(user)
+        return user
+
+    def _add_user_line(self, user: str) -> None:
+        home = self.dir / "home" / user
+        home.mkdir(parents=True, exist_ok=True)
+        if self.is_root:
+            os.chown(home, self.uid, self.gid)
+        with open(self.dir / "users", "a") as fh:
+            fh.write(f"{user}:{{PLAIN}}{PASSWORD}::::::\n")
+        os.chmod(self.dir / "users", 0o644)
+        self.users.append(user)
+
+    def connect(self, user: str) -> imaplib.IMAP4:
+        conn = imaplib.IMAP4(self.host, self.port, timeout=30)
+        conn.login(user, PASSWORD)
+        return conn
+
+    def append(self, user: str, raw: bytes, folder: str = "INBOX", flags: str = "",
+               date: float | None = None) -> int:
+        """APPEND a raw message; returns its UID."""
+        conn = self.connect(user)
+        try:
+            self._ensure_folder(conn, folder)
+            when = imaplib.Time2Internaldate(date if date is not None else time.time())
+            typ, data = conn.append(_quote(folder), flags or None, when, raw)
+            if typ != "OK":
+                raise RuntimeError(f"APPEND failed: {data}")
+            text = data[0].decode()
+            return int(text.split("APPENDUID")[1].split()[1].rstrip("]")) if "APPENDUID" in text else 0
+        finally:
+            conn.logout()
+
+    def append_many(self, user: str, raws, folder: str = "INBOX") -> None:
+        conn = self.connect(user)
+        try:
+            self._ensure_folder(conn, folder)
+            for raw in raws:
+                conn.append(_quote(folder), None, None, raw)
+        finally:
+            conn.logout()
+
+    def _ensure_folder(self, conn, folder: str) -> None:
+        if folder.upper() != "INBOX":
+            conn.create(_quote(folder))
+
+    def doveadm(self, *args: str) -> str:
+        out = subprocess.run(
+            ["doveadm", "-c", str(self.dir / "dovecot.conf"), *args],
+            capture_output=True, text=True, timeout=30,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"doveadm {args}: {out.stderr}")
+        return out.stdout
+
+    def uids(self, user: str, folder: str = "INBOX") -> list[int]:
+        conn = self.connect(user)
+        try:
+            conn.select(_quote(folder), readonly=True)
+            typ, data = conn.uid("SEARCH", None, "ALL")
+            return [int(x) for x in data[0].split()]
+        finally:
+            conn.logout()
+
+    def flags(self, user: str, folder: str = "INBOX") -> dict[int, str]:
+        conn = self.connect(user)
+        try:
+            conn.select(_quote(folder), readonly=True)
+            typ, data = conn.uid("FETCH", "1:*", "(FLAGS)")
+            out = {}
+            for line in data:
+                if line:
+                    text = line.decode()
+                    uid = int(text.split("UID ")[1].split()[0].rstrip(")"))
+                    out[uid] = text.split("FLAGS (")[1].split(")")[0]
+            return out
+        finally:
+            conn.logout()
+
+    # --- config ----------------------------------------------------------------------
+    def _make_cert(self) -> None:
+        cert, key = self.dir / "ssl" / "cert.pem", self.dir / "ssl" / "key.pem"
+        if cert.exists():
+            return
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )
+        os.chmod(key, 0o600)
+
+    def _config(self) -> str:
+        d = self.dir
+        if self.is_root:
+            internal = "default_internal_user = dovecot\ndefault_internal_group = dovecot\n" \
+                       "default_login_user = dovenull\n"
+            chroot = ""
+        else:
+            import grp
+
+            me = pwd.getpwuid(os.getuid()).pw_name
+            group = grp.getgrgid(os.getgid()).gr_name
+            internal = f"default_internal_user = {me}\ndefault_internal_group = {group}\n" \
+                       f"default_login_user = {me}\n"
+            chroot = "  chroot =\n"
+        return f"""
+instance_name = crmtest-{self.port}
+base_dir = {d}/run
+state_dir = {d}/state
+protocols = imap
+listen = 127.0.0.1
+shutdown_clients = yes
+{internal}
+first_valid_uid = {self.uid}
+last_valid_uid = 0
+first_valid_gid = 0
+log_path = {d}/dovecot.log
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%n {d}/users
+  override_fields = uid={self.uid} gid={self.gid} home={d}/home/%n
+}}
+mail_location = maildir:{d}/mail/%n
+mail_max_userip_connections = 200
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+}}
+ssl = yes
+ssl_cert = <{d}/ssl/cert.pem
+ssl_key = <{d}/ssl/key.pem
+# No growing delay after failed logins: tests log in with wrong passwords on purpose.
+service anvil {{
+{chroot}  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service imap-login {{
+{chroot}  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.ssl_port}
+    ssl = yes
+  }}
+}}
+"""
+
+
+def _quote(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
