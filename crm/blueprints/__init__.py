@@ -15,7 +15,10 @@ def _register_optional(app: Flask) -> None:
     """Areas added by later work register themselves here, in a fixed order."""
     import importlib
 
-    for name in ("records", "imports", "accounts", "inbox", "mail", "folders", "filters"):
+    for name in (
+        "records", "imports", "accounts", "inbox", "mail", "linking", "folders", "filters",
+        "notifications",
+    ):
         try:
             module = importlib.import_module(f"crm.blueprints.{name}")
         except ModuleNotFoundError as exc:
