@@ -50,6 +50,7 @@ def make_email(
         body_text=text,
         body_html=html,
         snippet=snippet(text),
+        address_text=" ".join([from_name, from_addr, *to, *cc]),
         status=status,
         parent_type=parent.entity_type if parent is not None else None,
         parent_id=parent.id if parent is not None else None,

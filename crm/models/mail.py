@@ -43,6 +43,8 @@ class Email(Base):
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text, default="")
     snippet: Mapped[str] = mapped_column(String(300), default="")
+    # Every address and display name on the mail, space-separated: what search matches people by.
+    address_text: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(10), default=STATUS_ARCHIVED)
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)

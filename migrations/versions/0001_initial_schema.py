@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 08:40:17.980131
+Create Date: 2026-11-28 08:44:16.480965
 """
 from alembic import op
 import sqlalchemy as sa
@@ -156,6 +156,7 @@ def upgrade():
     sa.Column('body_text', sa.Text(), nullable=False),
     sa.Column('body_html', sa.Text(), nullable=False),
     sa.Column('snippet', sa.String(length=300), nullable=False),
+    sa.Column('address_text', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('has_attachments', sa.Boolean(), nullable=False),
     sa.Column('is_auto_reply', sa.Boolean(), nullable=False),
