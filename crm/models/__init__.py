@@ -15,6 +15,13 @@ from crm.models.records import (  # noqa: F401
 from crm.models.settings import Setting  # noqa: F401
 from crm.models.folders import Folder, folder_teams  # noqa: F401
 from crm.models.accounts import FolderCursor, MailAccount, SyncRun, mail_account_teams  # noqa: F401
-from crm.models.mail import Attachment, Email, EmailLocation, EmailRecipient, EmailUserState  # noqa: F401
+from crm.models.mail import (  # noqa: F401
+    Attachment,
+    Email,
+    EmailLocation,
+    EmailRecipient,
+    EmailUserState,
+    TrustedImageSender,
+)
 from crm.models.rules import EmailFilter  # noqa: F401
 from crm.models.notifications import Notification  # noqa: F401

@@ -135,3 +135,13 @@ class Attachment(Base):
     # Attachments copied to a Case or Task point at the same blob.
     parent_type: Mapped[str | None] = mapped_column(String(20))
     parent_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class TrustedImageSender(Base):
+    """A sender whose remote images one user always wants shown ("always show images")."""
+
+    __tablename__ = "trusted_image_senders"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    address_id: Mapped[int] = mapped_column(
+        ForeignKey("email_addresses.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 08:44:16.480965
+Create Date: 2026-11-28 08:46:37.702861
 """
 from alembic import op
 import sqlalchemy as sa
@@ -118,6 +118,13 @@ def upgrade():
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_team_members_team_id_teams'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_team_members_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('team_id', 'user_id', name=op.f('pk_team_members'))
+    )
+    op.create_table('trusted_image_senders',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('address_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['address_id'], ['email_addresses.id'], name=op.f('fk_trusted_image_senders_address_id_email_addresses'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_trusted_image_senders_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', 'address_id', name=op.f('pk_trusted_image_senders'))
     )
     op.create_table('contacts',
     sa.Column('title', sa.String(length=100), nullable=False),
@@ -548,6 +555,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_contacts_account_id'))
 
     op.drop_table('contacts')
+    op.drop_table('trusted_image_senders')
     op.drop_table('team_members')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index('ix_notifications_user_unread')
