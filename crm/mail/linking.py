@@ -1,14 +1,46 @@
-"""Parent finder (contract; the linking work fills it in).
+"""Parent finder: which CRM record a mail belongs to, by the first rule that finds one.
 
-`find_parent(session, email, mail, account)` is called by the import pipeline for each newly
-stored Email (flushed, recipients stored) and returns a Link or None.
+Rules, in order (each Link records its rule so a wrong link can be explained and fixed):
+1. "thread-token": a signed token of ours anywhere in In-Reply-To / References (crm.mail.threadtoken).
+2. "replied-mail": a mail of that chain already in the system, that has a parent.
+3. "case-number": `[#1234]` in the subject, for a group account that creates cases, scoped to
+   the cases that account created.
+4. "sender-address", "reply-to-address", "recipient-address": From, the first Reply-To, the
+   first To, matched against record addresses (see `_record_for_address`); our users' own
+   addresses are skipped.
+
+Who calls what: the import pipeline calls `find_parent`, then `apply_link(session, email, link)`
+which sets the columns and gives the parent to replies that arrived before this mail
+(`propagate_to_orphan_replies`). A pipeline that sets the columns itself must call
+`propagate_to_orphan_replies` after doing so.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
+
+from crm import addressbook, settings
+from crm.mail import threadtoken
+from crm.models import RECORD_TYPES, Account, Case, Contact, Email, EmailAddress, Lead
+
+RULE_LABELS = {
+    "thread-token": "linked by our reference in the reply",
+    "replied-mail": "linked by the mail it replies to",
+    "case-number": "linked by the case number in the subject",
+    "sender-address": "linked by sender address",
+    "reply-to-address": "linked by reply-to address",
+    "recipient-address": "linked by recipient address",
+    "manual": "linked by hand",
+    "created-from-mail": "linked when the record was created from this mail",
+    "case-created": "linked to the case created from this mail",
+}
+CASE_NUMBER_RE = re.compile(r"\[#(\d{1,9})\]")
+_ADDRESS_RULES = (("from", "sender-address"), ("reply_to", "reply-to-address"), ("to", "recipient-address"))
 
 
 @dataclass(frozen=True)
@@ -16,9 +48,202 @@ class Link:
     parent_type: str
     parent_id: int
     account_id: int | None
-    rule: str  # e.g. "thread-token", "replied-mail", "case-number", "sender-address"
+    rule: str  # one of RULE_LABELS
 
 
-def find_parent(session: Session, email, mail, account) -> Link | None:
-    """The record an incoming mail belongs to, by the first rule that finds one."""
+def find_parent(session: Session, email: Email, mail=None, account=None, key: str | None = None) -> Link | None:
+    """The record an incoming mail belongs to, by the first rule that finds one.
+
+    `key` is the app secret (services.secret_key()); without it the thread-token rule is skipped.
+    `mail` (the ParsedMail) is not needed: everything is read from the stored Email.
+    """
+    chain = reference_chain(email)
+    return (
+        _by_thread_token(session, chain, key)
+        or _by_replied_mail(session, email, chain)
+        or _by_case_number(session, email, account)
+        or _by_addresses(session, email)
+    )
+
+
+def reference_chain(email: Email) -> list[str]:
+    """Ids this mail replies to, nearest first: In-Reply-To, then References newest first."""
+    chain: list[str] = []
+    for ref in [email.in_reply_to, *reversed(email.references or [])]:
+        if ref and ref not in chain and ref != email.identity:
+            chain.append(ref)
+    return chain
+
+
+def make_link(session: Session, parent_type: str, parent_id: int, rule: str) -> Link | None:
+    """A Link to an existing record, with its derived account; None when the record is gone."""
+    record = session.get(RECORD_TYPES[parent_type], parent_id)
+    if record is None:
+        return None
+    return Link(parent_type, parent_id, account_of(session, record), rule)
+
+
+def account_of(session: Session, record) -> int | None:
+    """The Account a record's mail also shows under."""
+    if isinstance(record, Account):
+        return record.id
+    if record.entity_type == "Task":
+        parent_model = RECORD_TYPES.get(record.parent_type or "")
+        parent = session.get(parent_model, record.parent_id) if parent_model else None
+        return account_of(session, parent) if parent is not None and parent.entity_type != "Task" else None
+    if isinstance(record, Lead):
+        return record.converted_account_id
+    return getattr(record, "account_id", None)
+
+
+def _by_thread_token(session: Session, chain: list[str], key: str | None) -> Link | None:
+    for ref in chain:
+        found = threadtoken.parse_token(key or "", ref)
+        if found and (link := make_link(session, *found, "thread-token")):
+            return link
     return None
+
+
+def _by_replied_mail(session: Session, email: Email, chain: list[str]) -> Link | None:
+    if not chain:
+        return None
+    stmt = select(Email).where(
+        Email.identity.in_(chain), Email.parent_type.is_not(None), Email.id != email.id
+    )
+    replied = {m.identity: m for m in session.scalars(stmt)}
+    for ref in chain:
+        if ref in replied and (link := make_link(session, replied[ref].parent_type, replied[ref].parent_id, "replied-mail")):
+            return link
+    return None
+
+
+def _by_case_number(session: Session, email: Email, account) -> Link | None:
+    case = case_from_subject(session, email.subject, account)
+    return Link("Case", case.id, case.account_id, "case-number") if case else None
+
+
+def case_from_subject(session: Session, subject: str | None, account) -> Case | None:
+    """The case named by `[#number]` in the subject, among the cases this group account made."""
+    if account is None or not (account.is_group and account.create_case):
+        return None
+    for number in CASE_NUMBER_RE.findall(subject or ""):
+        case = session.scalars(
+            select(Case).where(Case.number == int(number), Case.inbound_account_id == account.id)
+        ).first()
+        if case is not None:
+            return case
+    return None
+
+
+def _by_addresses(session: Session, email: Email) -> Link | None:
+    candidates = _first_address_per_role(session, email)
+    found = _holders_by_address(session, [lower for _, lower in candidates])
+    b2c = bool(settings.get(session, "b2c_mode"))
+    for rule, lower in candidates:
+        held = found.get(lower, {})
+        if "User" in held:
+            continue
+        target = _record_for_address(session, held, b2c)
+        if target and (link := make_link(session, *target, rule)):
+            return link
+    return None
+
+
+def _first_address_per_role(session: Session, email: Email) -> list[tuple[str, str]]:
+    """[(rule, lower address)] for From, the first Reply-To and the first To."""
+    by_role: dict[str, int] = {}
+    for recipient in sorted(email.recipients, key=lambda r: r.position):
+        by_role.setdefault(recipient.role, recipient.address_id)
+    ids = [by_role[role] for role, _ in _ADDRESS_RULES if role in by_role]
+    lowers = dict(session.execute(select(EmailAddress.id, EmailAddress.lower).where(EmailAddress.id.in_(ids))).all()) if ids else {}
+    return [(rule, lowers[by_role[role]]) for role, rule in _ADDRESS_RULES if by_role.get(role) in lowers]
+
+
+def _holders_by_address(session: Session, lowers: list[str]) -> dict[str, dict[str, list[int]]]:
+    """{address: {entity type: [ids, lowest first]}} in one query."""
+    found: dict[str, dict[str, list[int]]] = {}
+    for lower, entity_type, entity_id in addressbook.holders(session, lowers):
+        found.setdefault(lower, {}).setdefault(entity_type, []).append(entity_id)
+    for by_type in found.values():
+        for ids in by_type.values():
+            ids.sort()
+    return found
+
+
+def _record_for_address(session: Session, held: dict[str, list[int]], b2c: bool) -> tuple[str, int] | None:
+    """Contact (its Account in B2B), else Account, else a Lead (a converted one: what it became)."""
+    for contact_id in held.get("Contact", []):
+        contact = session.get(Contact, contact_id)
+        if contact is not None:
+            return ("Account", contact.account_id) if contact.account_id and not b2c else ("Contact", contact.id)
+    for account_id in held.get("Account", []):
+        return "Account", account_id
+    for lead_id in held.get("Lead", []):
+        lead = session.get(Lead, lead_id)
+        if lead is None:
+            continue
+        if not lead.is_converted:
+            return "Lead", lead.id
+        if b2c and lead.converted_contact_id:
+            return "Contact", lead.converted_contact_id
+        if lead.converted_account_id:
+            return "Account", lead.converted_account_id
+        if lead.converted_contact_id:
+            return "Contact", lead.converted_contact_id
+    return None
+
+
+def apply_link(session: Session, email: Email, link: Link | None) -> None:
+    """Store a found Link on the mail and hand its parent to replies that came before it."""
+    if link is None:
+        return
+    email.parent_type, email.parent_id = link.parent_type, link.parent_id
+    email.account_id, email.link_rule = link.account_id, link.rule
+    session.flush()
+    propagate_to_orphan_replies(session, email)
+
+
+def set_parent(session: Session, email: Email, parent_type: str | None, parent_id: int | None, rule: str = "manual") -> Link | None:
+    """Set (or clear, with None) a mail's parent; replies without a parent get it too."""
+    if parent_type is None:
+        email.parent_type = email.parent_id = email.account_id = email.link_rule = None
+        return None
+    link = make_link(session, parent_type, parent_id, rule)
+    if link is None:
+        raise LookupError(f"{parent_type} {parent_id} does not exist")
+    apply_link(session, email, link)
+    return link
+
+
+def propagate_to_orphan_replies(session: Session, email: Email) -> int:
+    """Give the mail's parent to its descendants that have none (a reply may arrive first)."""
+    if email.parent_type is None:
+        return 0
+    changed, queue, seen = 0, [email], {email.id}
+    while queue:
+        current = queue.pop()
+        for reply in replies_of(session, current):
+            if reply.id in seen or reply.parent_type is not None:
+                continue
+            seen.add(reply.id)
+            reply.parent_type, reply.parent_id = email.parent_type, email.parent_id
+            reply.account_id, reply.link_rule = email.account_id, "replied-mail"
+            queue.append(reply)
+            changed += 1
+    session.flush()
+    return changed
+
+
+def replies_of(session: Session, email: Email, direct_only: bool = False) -> list[Email]:
+    """Mail naming this one in In-Reply-To (direct) or anywhere in References."""
+    ident = email.identity
+    conditions = [Email.in_reply_to == ident]
+    if not direct_only:
+        # References is a JSON list; a LIKE on its text narrows, membership is checked below.
+        needle = json.dumps(ident).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(cast(Email.references, Text).like(f"%{needle}%", escape="\\"))
+    stmt = select(Email).where(or_(*conditions), Email.id != email.id).order_by(Email.id)
+    return [
+        m for m in session.scalars(stmt)
+        if m.in_reply_to == ident or (not direct_only and ident in (m.references or []))
+    ]
