@@ -1,18 +1,43 @@
-"""Mail filters: matching and folder placement (contract; the folders/filters work fills it in).
+"""Mail filters: matching one mail against filters, and what a match means for its placement.
 
-Called by the import pipeline:
-  - `ignored_by_account_or_global(session, account, mail)` before storing (header-only mail
-    first, full mail after the body is fetched): True -> the message is not imported.
-  - `inbox_placement(session, user_id, mail)` for each user who receives the mail.
+Criteria (all filled ones must match; a filter with none never matches):
+  - from: the sender's address or display name;
+  - to: any To address (and Cc addresses when `include_cc`), or its display name;
+  - subject;
+  - body contains any of / all of the phrases (plain text and the text of the HTML part).
+Patterns match the whole value, `*` stands for any run of characters (also none), and every
+comparison is case-insensitive (Unicode case folding), subject included.
+
+Order: Ignore filters before Move filters; within a kind by `priority` (lower first), then by
+id; the first match wins.
+
+Called by the import pipeline. Load the filters once per batch and reuse them:
+
+    filters = load_filter_set(session, account)   # global + this account's filters
+    if filters.ignored(mail): ...                   # header-only mail first, full mail after
+    folder_id = filters.account_folder(mail)        # group accounts: "Move to group folder"
+    placement = filters.inbox_placement(user_id, mail)   # per receiving user (cached per user)
+
+The module functions below do the same for a single call (they load the filters each time).
+A header-only mail (`mail.header_only`) never matches a filter that needs the body: that filter
+cannot decide yet and is checked again with the full mail.
 """
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm.mail.parse import ParsedMail
+from crm.models import EmailFilter, Folder
+
+IGNORE = "ignore"
+MOVE = "move"
 
 
 @dataclass(frozen=True)
@@ -28,11 +53,209 @@ class Placement:
 NO_FILTER = Placement()
 
 
+@lru_cache(maxsize=4096)
+def wildcard(pattern: str) -> re.Pattern[str] | None:
+    """A whole-value, case-folded regex for a `*` pattern; None for an empty pattern."""
+    pattern = pattern.strip().casefold()
+    if not pattern:
+        return None
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def phrases(values) -> tuple[str, ...]:
+    """Non-empty, case-folded phrases."""
+    return tuple(p.strip().casefold() for p in values or () if p and p.strip())
+
+
+_TAG_RE = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+class MailView:
+    """The case-folded values of one mail that filters look at, each computed once."""
+
+    def __init__(self, mail: ParsedMail):
+        self.mail = mail
+
+    @cached_property
+    def senders(self) -> tuple[str, ...]:
+        if self.mail.from_ is None:
+            return ()
+        return tuple(v.casefold() for v in self.mail.from_ if v)
+
+    @cached_property
+    def to(self) -> tuple[str, ...]:
+        return tuple(v.casefold() for pair in self.mail.to for v in pair if v)
+
+    @cached_property
+    def cc(self) -> tuple[str, ...]:
+        return tuple(v.casefold() for pair in self.mail.cc for v in pair if v)
+
+    @cached_property
+    def subject(self) -> str:
+        return (self.mail.subject or "").casefold()
+
+    @cached_property
+    def body(self) -> str:
+        text = self.mail.text or ""
+        if self.mail.html:
+            text += "\n" + html_lib.unescape(_TAG_RE.sub(" ", self.mail.html))
+        return " ".join(text.split()).casefold()
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    id: int
+    action: str
+    priority: int
+    folder_id: int | None
+    mark_read: bool
+    skip_notification: bool
+    from_re: re.Pattern[str] | None
+    to_re: re.Pattern[str] | None
+    include_cc: bool
+    subject_re: re.Pattern[str] | None
+    body_any: tuple[str, ...]
+    body_all: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row: EmailFilter) -> CompiledFilter:
+        return cls(
+            id=row.id or 0,
+            action=row.action,
+            priority=row.priority or 0,
+            folder_id=row.folder_id,
+            mark_read=bool(row.mark_read),
+            skip_notification=bool(row.skip_notification),
+            from_re=wildcard(row.from_pattern or ""),
+            to_re=wildcard(row.to_pattern or ""),
+            include_cc=bool(row.include_cc),
+            subject_re=wildcard(row.subject_pattern or ""),
+            body_any=phrases(row.body_any),
+            body_all=phrases(row.body_all),
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.from_re or self.to_re or self.subject_re or self.body_any or self.body_all)
+
+    @property
+    def needs_body(self) -> bool:
+        return bool(self.body_any or self.body_all)
+
+    def matches(self, view: MailView) -> bool:
+        if self.is_empty or (self.needs_body and view.mail.header_only):
+            return False
+        if self.from_re and not any(self.from_re.fullmatch(v) for v in view.senders):
+            return False
+        if self.to_re:
+            recipients = view.to + view.cc if self.include_cc else view.to
+            if not any(self.to_re.fullmatch(v) for v in recipients):
+                return False
+        if self.subject_re and not self.subject_re.fullmatch(view.subject):
+            return False
+        if self.body_any and not any(p in view.body for p in self.body_any):
+            return False
+        return all(p in view.body for p in self.body_all)
+
+
+def matches(row: EmailFilter, mail: ParsedMail) -> bool:
+    """True when every filled criterion of the filter matches the mail."""
+    return CompiledFilter.of(row).matches(MailView(mail))
+
+
+def ordered(filters) -> list[CompiledFilter]:
+    """Ignore filters first, then Move; each kind by priority, then id."""
+    return sorted(filters, key=lambda f: (f.action != IGNORE, f.priority, f.id))
+
+
+def first_match(filters: list[CompiledFilter], view: MailView) -> CompiledFilter | None:
+    return next((f for f in filters if f.matches(view)), None)
+
+
+def _active(session: Session, *conditions) -> list[CompiledFilter]:
+    stmt = select(EmailFilter).where(EmailFilter.is_active.is_(True), or_(*conditions))
+    return ordered(CompiledFilter.of(row) for row in session.scalars(stmt))
+
+
+class FilterSet:
+    """The filters that apply to one account's mail, compiled once; inbox filters per user, lazily."""
+
+    def __init__(self, session: Session, account=None):
+        self.session = session
+        self.account = account
+        self._inbox: dict[int, list[CompiledFilter]] = {}
+        self._skipping_folders: set[int] | None = None
+
+    @cached_property
+    def ignore(self) -> list[CompiledFilter]:
+        return [f for f in self._account_and_global if f.action == IGNORE]
+
+    @cached_property
+    def account_move(self) -> list[CompiledFilter]:
+        if self.account is None or not self.account.is_group:
+            return []
+        return [f for f in self._account_and_global if f.action == MOVE and f.folder_id]
+
+    @cached_property
+    def _account_and_global(self) -> list[CompiledFilter]:
+        conditions = [EmailFilter.scope == "global"]
+        if self.account is not None:
+            conditions.append(
+                (EmailFilter.scope == "account") & (EmailFilter.mail_account_id == self.account.id)
+            )
+        return _active(self.session, *conditions)
+
+    def ignored(self, mail: ParsedMail) -> bool:
+        """True when a global or account Ignore filter matches: the mail is not imported."""
+        return first_match(self.ignore, MailView(mail)) is not None
+
+    def account_folder(self, mail: ParsedMail) -> int | None:
+        """The group folder a group account's "Move to group folder" filter files the mail in."""
+        found = first_match(self.account_move, MailView(mail))
+        return found.folder_id if found else None
+
+    def inbox_placement(self, user_id: int, mail: ParsedMail) -> Placement:
+        """The user's inbox filters applied to one incoming mail."""
+        found = first_match(self.inbox_filters(user_id), MailView(mail))
+        if found is None:
+            return NO_FILTER
+        if found.action == IGNORE:
+            # Trash is out of sight: nobody wants to be told about mail that went straight there.
+            return Placement(in_trash=True, mark_read=found.mark_read, skip_notification=True)
+        skip = found.skip_notification or found.folder_id in self.skipping_folders()
+        return Placement(found.folder_id, False, found.mark_read, skip)
+
+    def inbox_filters(self, user_id: int) -> list[CompiledFilter]:
+        if user_id not in self._inbox:
+            rows = _active(
+                self.session, (EmailFilter.scope == "inbox") & (EmailFilter.user_id == user_id)
+            )
+            self._inbox[user_id] = [f for f in rows if f.action == IGNORE or f.folder_id]
+        return self._inbox[user_id]
+
+    def skipping_folders(self) -> set[int]:
+        """Folders flagged "skip notifications" (mail filed there notifies nobody)."""
+        if self._skipping_folders is None:
+            stmt = select(Folder.id).where(Folder.skip_notifications.is_(True))
+            self._skipping_folders = set(self.session.scalars(stmt))
+        return self._skipping_folders
+
+
+def load_filter_set(session: Session, account=None) -> FilterSet:
+    """Global and account filters, compiled once; reuse it for every mail of a batch."""
+    return FilterSet(session, account)
+
+
 def ignored_by_account_or_global(session: Session, account, mail: ParsedMail) -> bool:
     """True when a global or account Ignore filter matches (the mail is not imported)."""
-    return False
+    return load_filter_set(session, account).ignored(mail)
+
+
+def account_folder(session: Session, account, mail: ParsedMail) -> int | None:
+    """The group folder a group account's Move filter files the mail in, or None."""
+    return load_filter_set(session, account).account_folder(mail)
 
 
 def inbox_placement(session: Session, user_id: int, mail: ParsedMail) -> Placement:
-    """The user's inbox filters applied to one incoming mail."""
-    return NO_FILTER
+    """The user's inbox filters applied to one incoming mail (also for mail sent in the CRM)."""
+    return FilterSet(session).inbox_placement(user_id, mail)
