@@ -23,6 +23,8 @@ class Services:
         self.config = config
         self.engine = make_engine(config.database_url)
         self.Session = make_session_factory(self.engine)
+        # Domain code that signs or verifies (thread tokens) reads the key lazily from its session.
+        self.Session.configure(info={"secret_key": self.secret_key})
         self.blobs = BlobStore(config.data_dir)
 
     @cached_property

@@ -54,9 +54,10 @@ class Link:
 def find_parent(session: Session, email: Email, mail=None, account=None, key: str | None = None) -> Link | None:
     """The record an incoming mail belongs to, by the first rule that finds one.
 
-    `key` is the app secret (services.secret_key()); without it the thread-token rule is skipped.
-    `mail` (the ParsedMail) is not needed: everything is read from the stored Email.
+    `key` is the app secret; by default the one Services put in the session's info ("" turns
+    the thread-token rule off). `mail` (the ParsedMail) is not needed: the stored Email is read.
     """
+    key = session_key(session) if key is None else key
     chain = reference_chain(email)
     return (
         _by_thread_token(session, chain, key)
@@ -64,6 +65,12 @@ def find_parent(session: Session, email: Email, mail=None, account=None, key: st
         or _by_case_number(session, email, account)
         or _by_addresses(session, email)
     )
+
+
+def session_key(session: Session) -> str:
+    """The app secret that crm.services.Services attaches to every session it makes."""
+    getter = session.info.get("secret_key")
+    return (getter() if callable(getter) else getter) or ""
 
 
 def reference_chain(email: Email) -> list[str]:

@@ -52,7 +52,14 @@ def test_forged_thread_token_is_ignored(db):
 def test_token_without_the_key_is_not_trusted(db):
     lead = records.lead(db)
     email = make_email(db, in_reply_to=token(lead))
-    assert linking.find_parent(db, email, None, None) is None
+    assert linking.find_parent(db, email, None, None, key="") is None
+
+
+def test_the_key_defaults_to_the_app_secret_on_the_session(db, services):
+    assert services.secret_key() == KEY
+    lead = records.lead(db)
+    email = make_email(db, in_reply_to=token(lead))
+    assert linking.find_parent(db, email, None, None).parent_id == lead.id
 
 
 def test_token_of_a_deleted_record_falls_through(db):
