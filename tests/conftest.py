@@ -168,12 +168,20 @@ def user_client(client, make_user):
 
 
 @pytest.fixture(scope="session")
-def imap_server(tmp_path_factory):
+def imap_server():
+    import shutil
+    import tempfile
+
     from tests.support.dovecot import Dovecot
 
-    server = Dovecot(tmp_path_factory.mktemp("dovecot")).start()
+    # Not under pytest's tmp dir: that is mode 0700, and Dovecot's unprivileged processes
+    # must reach the config, users file and mail.
+    workdir = tempfile.mkdtemp(prefix="crm-dovecot-")
+    os.chmod(workdir, 0o755)
+    server = Dovecot(workdir).start()
     yield server
     server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 PASSWORD = "secret"
+POOL_SIZE = 400
 
 
 def free_port() -> int:
@@ -61,16 +62,16 @@ class Dovecot:
             os.chown(self.dir / "mail", self.uid, self.gid)
             os.chown(self.dir / "home", self.uid, self.gid)
         self._make_cert()
-        for user in users:
+        for user in (*users, *(f"box{n}" for n in range(1, POOL_SIZE + 1))):
             self._add_user_line(user)
         (self.dir / "dovecot.conf").write_text(self._config())
-        log = open(self.dir / "stderr.log", "wb")
-        self.proc = subprocess.Popen(
-            ["dovecot", "-F", "-c", str(self.dir / "dovecot.conf")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.dir / "stderr.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                ["dovecot", "-F", "-c", str(self.dir / "dovecot.conf")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -100,11 +101,13 @@ class Dovecot:
         return text
 
     # --- users and mail --------------------------------------------------------------
-    def new_user(self, prefix: str = "u") -> str:
-        """A fresh user with an empty mailbox (password: PASSWORD)."""
-        user = f"{prefix}{os.getpid()}x{next(self._counter)}"
-        self._add_user_line(user)
-        return user
+    def new_user(self) -> str:
+        """A fresh user with an empty mailbox (password: PASSWORD), from a pool made at start:
+        Dovecot does not reliably notice users added to its passwd-file while it runs."""
+        n = next(self._counter)
+        if n > POOL_SIZE:
+            raise RuntimeError(f"more than {POOL_SIZE} fresh mailboxes asked for in one run")
+        return f"box{n}"
 
     def _add_user_line(self, user: str) -> None:
         home = self.dir / "home" / user

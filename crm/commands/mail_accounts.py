@@ -1,0 +1,161 @@
+"""`flask crm account add`, `flask crm fetch`, `flask crm export`: same code path as the worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from crm.mail.sync import Budget, sync_account
+from crm.mail_accounts import AccountError, create_account
+from crm.mail_export import export_user_mail
+from crm.models import MailAccount, User
+from crm.users import team_named
+
+
+def register(group) -> None:
+    account = click.Group("account", help="Mail accounts.")
+    account.add_command(add_account)
+    group.add_command(account)
+    group.add_command(fetch)
+    group.add_command(export)
+    group.add_command(scheduler)
+
+
+def _services():
+    return current_app.extensions["crm"]
+
+
+def _user(session, username: str) -> User:
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    return user
+
+
+@click.command("add")
+@click.option("--user", "username", required=True)
+@click.option("--email", required=True)
+@click.option("--host", required=True)
+@click.option("--port", type=int, required=True)
+@click.option("--security", type=click.Choice(["ssl", "starttls", "none"]), required=True)
+@click.option("--login", required=True)
+@click.option("--password-env", required=True, help="Name of the variable holding the password.")
+@click.option("--folders", default="INBOX", help="Comma-separated IMAP folders.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--group", "is_group", is_flag=True)
+@click.option("--team", "teams", multiple=True)
+def add_account(username, email, host, port, security, login, password_env, folders, since,
+                is_group, teams):
+    """Add a personal (or --group) IMAP account; prints {"id": N}."""
+    password = os.environ.get(password_env)
+    if password is None:
+        raise click.ClickException(f"environment variable {password_env} is not set")
+    services = _services()
+    try:
+        with services.session() as session:
+            user = _user(session, username)
+            team_ids = [team_named(session, t).id for t in teams]
+            account = create_account(
+                session, services.secret_box, user_id=user.id, email=email, host=host, port=port,
+                security=security, login=login, password=password,
+                folders=[f.strip() for f in folders.split(",") if f.strip()],
+                since=since.date() if since else None, is_group=is_group, team_ids=team_ids,
+                add_all_team_users=is_group and bool(team_ids),
+            )
+            click.echo(json.dumps({"id": account.id}))
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("fetch")
+@click.option("--account", "account_id", type=int, help="Only this account (default: all active).")
+@click.option("--json", "as_json", is_flag=True)
+def fetch(account_id, as_json):
+    """Run the sync to completion in the foreground."""
+    services = _services()
+    with services.session() as session:
+        ids = [account_id] if account_id else list(session.scalars(
+            select(MailAccount.id).where(MailAccount.is_active.is_(True)).order_by(MailAccount.id)))
+    totals = {"seen": 0, "imported": 0, "duplicates": 0, "skipped": 0, "failed": 0, "seconds": 0.0}
+    errors = {}
+    show_bar = sys.stderr.isatty() and not as_json
+    for aid in ids:
+        summary = _fetch_one(services, aid, show_bar)
+        for key in totals:
+            totals[key] += getattr(summary, key)
+        if summary.error:
+            errors[aid] = summary.error
+    totals["seconds"] = round(totals["seconds"], 3)
+    if as_json:
+        click.echo(json.dumps({**totals, "errors": errors}))
+    else:
+        click.echo(", ".join(f"{k}: {v}" for k, v in totals.items()))
+        for aid, err in errors.items():
+            click.echo(f"account {aid}: {err}", err=True)
+    if errors:
+        sys.exit(1)
+
+
+def _fetch_one(services, account_id: int, show_bar: bool):
+    from crm.mail.sync import SyncSummary
+
+    total = SyncSummary()
+    with click.progressbar(length=0, label=f"account {account_id}", file=sys.stderr) if show_bar \
+            else _Null() as bar:
+        def progress(summary):
+            bar.update(summary.seen - bar.pos if hasattr(bar, "pos") else 0)
+
+        while True:
+            part = sync_account(services, account_id, Budget(max_seconds=60), progress=progress)
+            if part.busy:
+                part.error = "another sync of this account is running"
+            for key in ("seen", "imported", "duplicates", "skipped", "failed", "seconds"):
+                setattr(total, key, getattr(total, key) + getattr(part, key))
+            if part.error or part.done:
+                total.error = part.error
+                return total
+
+
+class _Null:
+    pos = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, _n):
+        pass
+
+
+@click.command("export")
+@click.option("--user", "username", required=True)
+@click.option("--folder")
+def export(username, folder):
+    """Print the user's mail as JSON lines."""
+    services = _services()
+    with services.session() as session:
+        user = _user(session, username)
+        for row in export_user_mail(session, user.id, folder):
+            click.echo(json.dumps(row, ensure_ascii=False))
+
+
+
+
+@click.command("scheduler")
+@click.option("--poll", default=5, help="Seconds between checks for due jobs.")
+def scheduler(poll):
+    """Run the rq-scheduler process with the declared periodic jobs."""
+    import logging
+
+    from workers.schedule import run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    run_forever(_services(), poll_seconds=poll)

@@ -1,0 +1,252 @@
+"""IMAP transport: connect to a checked address, list folders, find new UIDs, fetch in batches.
+
+Fetching never alters the mailbox: folders are opened with EXAMINE (read-only) and bodies
+are fetched with BODY.PEEK, so no \\Seen flag is set (RFC 3501 6.4.5). imap-tools handles
+login and folder commands; FETCH goes through the underlying imaplib client so bytes come
+back raw and are parsed once, by our own parser.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import date
+
+from imap_tools import BaseMailBox
+from imap_tools.errors import MailboxLoginError
+from imap_tools.imap_utf7 import utf7_encode
+
+from crm.mail.errors import ImapError
+from crm.mail.hosts import Endpoint
+
+SECURITY = ("ssl", "starttls", "none")
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int
+    messages: int
+
+
+@dataclass(frozen=True)
+class HeaderItem:
+    uid: int
+    size: int
+    flags: tuple[str, ...]
+    header: bytes
+
+
+def _pinned(base):
+    """An imaplib client class that connects to the checked IP but speaks TLS to the host name."""
+
+    class Pinned(base):
+        def __init__(self, endpoint: Endpoint, timeout: float, **kwargs):
+            self._connect_ip = endpoint.ip
+            super().__init__(endpoint.host, endpoint.port, timeout=timeout, **kwargs)
+
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self._connect_ip, self.port), timeout)
+            if base is imaplib.IMAP4_SSL:
+                return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+            return sock
+
+    return Pinned
+
+
+_PlainClient = _pinned(imaplib.IMAP4)
+_SslClient = _pinned(imaplib.IMAP4_SSL)
+
+
+class _Box(BaseMailBox):
+    def __init__(self, make_client):
+        self._make_client = make_client
+        super().__init__()
+
+    def _get_mailbox_client(self):
+        return self._make_client()
+
+
+def _plain_error(exc: BaseException) -> ImapError:
+    if isinstance(exc, ImapError):
+        return exc
+    if isinstance(exc, MailboxLoginError):
+        return ImapError(str(exc), plain="authentication failed", reply=str(exc))
+    if isinstance(exc, ssl.SSLError):
+        return ImapError(str(exc), plain="secure connection failed (certificate or TLS settings)")
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+        return ImapError(str(exc), plain="host unreachable")
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return ImapError(str(exc), plain="the server did not answer in time")
+    if isinstance(exc, (imaplib.IMAP4.abort, EOFError, ConnectionError, OSError)):
+        return ImapError(str(exc), plain="the connection to the server was lost")
+    return ImapError(str(exc), plain="the mail server answered with an error", reply=str(exc))
+
+
+class ImapConnection:
+    """One logged-in IMAP session. Use as a context manager."""
+
+    def __init__(self, endpoint: Endpoint, security: str, login: str, password: str,
+                 timeout: float = 60, ssl_context: ssl.SSLContext | None = None):
+        if security not in SECURITY:
+            raise ImapError(plain=f"unknown security {security!r}")
+        context = ssl_context or ssl.create_default_context()
+        try:
+            if security == "ssl":
+                self.box = _Box(lambda: _SslClient(endpoint, timeout, ssl_context=context))
+            else:
+                self.box = _Box(lambda: _PlainClient(endpoint, timeout))
+                if security == "starttls":
+                    self._check(self.box.client.starttls(context))
+            self.box.login(login, password, initial_folder=None)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a plain ImapError
+            raise _plain_error(exc) from exc
+        self.client = self.box.client
+
+    def __enter__(self) -> "ImapConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.client.logout()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            pass
+
+    @staticmethod
+    def _check(result) -> list:
+        typ, data = result
+        if typ != "OK":
+            reply = b" ".join(d for d in data if isinstance(d, bytes)).decode(errors="replace")
+            raise ImapError(reply, reply=reply)
+        return data
+
+    def _call(self, fn, *args):
+        try:
+            return self._check(fn(*args))
+        except ImapError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _plain_error(exc) from exc
+
+    # --- folders -------------------------------------------------------------------
+    def folders(self) -> list[str]:
+        """Names of all selectable folders on the server (decoded from modified UTF-7)."""
+        try:
+            infos = self.box.folder.list()
+        except Exception as exc:  # noqa: BLE001
+            raise _plain_error(exc) from exc
+        return [f.name for f in infos if "\\Noselect" not in f.flags]
+
+    def examine(self, folder: str) -> FolderStatus:
+        """Open a folder read-only and read its UIDVALIDITY, UIDNEXT and message count."""
+        data = self._call(self.client.select, _quote_folder(folder), True)
+        messages = int(data[0]) if data and data[0] else 0
+        validity = self.client.untagged_responses.get("UIDVALIDITY", [b"0"])[-1]
+        uidnext = self.client.untagged_responses.get("UIDNEXT", [b"0"])[-1]
+        return FolderStatus(int(validity), int(uidnext), messages)
+
+    # --- searching -----------------------------------------------------------------
+    def _uid_search(self, *criteria: str) -> list[int]:
+        data = self._call(self.client.uid, "SEARCH", *criteria)
+        return sorted(int(x) for x in (data[0] or b"").split())
+
+    def uids_since(self, since: date | None, below: int | None = None) -> list[int]:
+        """UIDs with INTERNALDATE on or after `since`, optionally only below a UID."""
+        criteria = []
+        if since:
+            criteria += ["SINCE", since.strftime("%d-%b-%Y")]
+        if below is not None:
+            if below <= 1:
+                return []
+            criteria += ["UID", f"1:{below - 1}"]
+        uids = self._uid_search(*(criteria or ["ALL"]))
+        return [u for u in uids if below is None or u < below]
+
+    def uids_above(self, last_uid: int) -> list[int]:
+        """UIDs above last_uid. `n:*` always matches the newest message, so filter it."""
+        return [u for u in self._uid_search("UID", f"{last_uid + 1}:*") if u > last_uid]
+
+    # --- fetching ------------------------------------------------------------------
+    def fetch_headers(self, uids: list[int]) -> dict[int, HeaderItem]:
+        """Size, flags and raw header block of each UID (BODY.PEEK: flags stay untouched)."""
+        if not uids:
+            return {}
+        data = self._call(
+            self.client.uid, "FETCH", _uid_set(uids), "(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER])"
+        )
+        items = {}
+        for meta, literal in _fetch_pairs(data):
+            uid = _int_item(meta, b"UID")
+            if uid is not None:
+                items[uid] = HeaderItem(uid, _int_item(meta, b"RFC822.SIZE") or len(literal),
+                                        _flags(meta), literal)
+        return items
+
+    def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
+        """Whole raw messages of the given UIDs, fetched with BODY.PEEK[]."""
+        if not uids:
+            return {}
+        data = self._call(self.client.uid, "FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
+        out = {}
+        for meta, literal in _fetch_pairs(data):
+            uid = _int_item(meta, b"UID")
+            if uid is not None:
+                out[uid] = literal
+        return out
+
+
+_ITEM_RE = {}
+
+
+def _int_item(meta: bytes, name: bytes) -> int | None:
+    rx = _ITEM_RE.get(name)
+    if rx is None:
+        rx = _ITEM_RE[name] = re.compile(rb"\b" + re.escape(name) + rb" (\d+)")
+    m = rx.search(meta)
+    return int(m.group(1)) if m else None
+
+
+_FLAGS_RE = re.compile(rb"FLAGS \(([^)]*)\)")
+
+
+def _flags(meta: bytes) -> tuple[str, ...]:
+    m = _FLAGS_RE.search(meta)
+    return tuple(m.group(1).decode(errors="replace").split()) if m else ()
+
+
+def _fetch_pairs(data: list):
+    """(metadata, literal) per message. Items after a literal (b' UID 5)') belong to it."""
+    pairs: list[list] = []
+    for item in data:
+        if isinstance(item, tuple):
+            pairs.append([item[0], item[1]])
+        elif isinstance(item, bytes) and pairs and item != b")":
+            pairs[-1][0] = pairs[-1][0] + b" " + item
+    return [(meta, literal) for meta, literal in pairs]
+
+
+def _uid_set(uids: list[int]) -> str:
+    """Compact UID set: runs become ranges (1:5,8,10:12)."""
+    ordered = sorted(set(uids))
+    parts, start, prev = [], ordered[0], ordered[0]
+    for uid in ordered[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        parts.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = uid
+    parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)
+
+
+def _quote_folder(folder: str) -> str:
+    encoded = utf7_encode(folder).decode()
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+

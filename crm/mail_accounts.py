@@ -1,0 +1,166 @@
+"""Mail accounts: create and edit them, keep their passwords sealed, claim them for a sync,
+record how syncs went, and reset a folder's fetch state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from crm import settings
+from crm.db import utcnow
+from crm.mail.errors import MailError
+from crm.mail.hosts import parse_allowlist, resolve
+from crm.mail.imap import SECURITY, ImapConnection
+from crm.models import FolderCursor, MailAccount, Team, User
+from crm.notifications import notify
+from crm.secrets import SecretBox
+
+# A sync that has not reported progress for this long is presumed dead (worker killed).
+STALE_CLAIM = timedelta(minutes=5)
+# Connection failures shorter than this are glitches and notify nobody.
+GLITCH = timedelta(minutes=10)
+NOTIFY_EVERY = timedelta(days=1)
+
+
+class AccountError(ValueError):
+    pass
+
+
+def _scope(account: MailAccount, field: str) -> str:
+    if not account.secret_scope:
+        account.secret_scope = uuid.uuid4().hex
+    return f"mail_accounts:{account.secret_scope}:{field}"
+
+
+def set_imap_password(account: MailAccount, box: SecretBox, password: str) -> None:
+    account.imap_password_enc = box.seal(password, _scope(account, "imap_password"))
+
+
+def imap_password(account: MailAccount, box: SecretBox) -> str:
+    if not account.imap_password_enc:
+        return ""
+    return box.open(account.imap_password_enc, _scope(account, "imap_password"))
+
+
+def create_account(session: Session, box: SecretBox, *, user_id: int | None, email: str,
+                   host: str, port: int, security: str, login: str, password: str,
+                   folders: list[str] | None = None, since: date | None = None,
+                   is_group: bool = False, team_ids: list[int] = (), name: str = "",
+                   add_all_team_users: bool = False) -> MailAccount:
+    """A new personal (or group) account; enforces the admin's cap on personal accounts."""
+    if security not in SECURITY:
+        raise AccountError(f"security must be one of {', '.join(SECURITY)}")
+    if not email or "@" not in email:
+        raise AccountError("an e-mail address is required")
+    if not is_group:
+        _check_cap(session, user_id)
+    account = MailAccount(
+        user_id=user_id, is_group=is_group, name=name or email, email_address=email,
+        imap_host=host, imap_port=port, imap_security=security, imap_login=login or email,
+        monitored_folders=list(folders or ["INBOX"]), fetch_since=since,
+        secret_scope=uuid.uuid4().hex, add_all_team_users=add_all_team_users,
+    )
+    account.teams = [session.get(Team, t) for t in team_ids]
+    set_imap_password(account, box, password)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _check_cap(session: Session, user_id: int | None) -> None:
+    cap = settings.get(session, "max_personal_accounts")
+    if not cap:
+        return
+    count = session.query(MailAccount).filter_by(user_id=user_id, is_group=False).count()
+    if count >= cap:
+        raise AccountError(f"you may have at most {cap} personal mail accounts")
+
+
+def host_allowlist(session: Session, env_allowlist: str) -> set[str]:
+    """The admin's allow-list plus the one seeded from CRM_MAIL_HOST_ALLOWLIST."""
+    return parse_allowlist(env_allowlist) | parse_allowlist(settings.get(session, "mail_host_allowlist"))
+
+
+def connect(account: MailAccount, box: SecretBox, allowlist: set[str], timeout: float = 60) -> ImapConnection:
+    """Log in to the account's IMAP server (host checked, then pinned)."""
+    endpoint = resolve(account.imap_host, account.imap_port, allowlist)
+    return ImapConnection(endpoint, account.imap_security, account.imap_login,
+                          imap_password(account, box), timeout=timeout)
+
+
+def users_receiving(session: Session, account: MailAccount) -> set[int]:
+    """Users who get every mail of the account: owner/assigned user, and team members if asked."""
+    users = {account.user_id} if account.user_id else set()
+    if account.is_group and account.add_all_team_users:
+        for team in account.teams:
+            users |= {u.id for u in team.members if u.is_active}
+    return users
+
+
+# --- claiming: two fetches of one account never overlap ---------------------------------
+
+def claim(session: Session, account_id: int, now: datetime | None = None,
+          stale_after: timedelta = STALE_CLAIM) -> bool:
+    """Atomically mark the account as syncing; False when another sync holds it."""
+    now = now or utcnow()
+    result = session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == account_id)
+        .where(or_(MailAccount.sync_state != "running",
+                   MailAccount.sync_claimed_at.is_(None),
+                   MailAccount.sync_claimed_at < now - stale_after))
+        .values(sync_state="running", sync_claimed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, account_id: int) -> None:
+    session.execute(update(MailAccount).where(MailAccount.id == account_id)
+                    .values(sync_claimed_at=utcnow()))
+
+
+def release(session: Session, account_id: int) -> None:
+    session.execute(update(MailAccount).where(MailAccount.id == account_id)
+                    .values(sync_state="idle", sync_claimed_at=None))
+
+
+# --- outcome --------------------------------------------------------------------------
+
+def record_success(account: MailAccount) -> None:
+    account.last_sync_at = utcnow()
+    account.last_error = None
+    account.error_since = None
+
+
+def record_failure(session: Session, account: MailAccount, error: MailError) -> None:
+    """Keep the plain error; notify once a day, after the failure outlasted a glitch."""
+    now = utcnow()
+    account.last_error = error.plain
+    account.error_since = account.error_since or now
+    if now - account.error_since < GLITCH:
+        return
+    if account.error_notified_at and now - account.error_notified_at < NOTIFY_EVERY:
+        return
+    account.error_notified_at = now
+    text = f"Mail account {account.email_address} cannot fetch mail: {error.plain}."
+    for user_id in _failure_recipients(session, account):
+        notify(session, user_id, "account_error", text, mail_account_id=account.id)
+
+
+def _failure_recipients(session: Session, account: MailAccount) -> list[int]:
+    if not account.is_group:
+        return [account.user_id] if account.user_id else []
+    return list(session.scalars(select(User.id).where(User.is_admin.is_(True), User.is_active.is_(True))))
+
+
+def reset_fetch_state(session: Session, account: MailAccount, folder: str, since: date) -> None:
+    """Re-read a folder from a new date; identity dedupe keeps this free of duplicates."""
+    cursor = session.scalars(select(FolderCursor).where(and_(
+        FolderCursor.mail_account_id == account.id, FolderCursor.folder == folder))).first()
+    if cursor is not None:
+        session.delete(cursor)
+    session.flush()
+    session.add(FolderCursor(mail_account_id=account.id, folder=folder, since=since))

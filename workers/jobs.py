@@ -1,0 +1,71 @@
+"""Every job entry point; each takes ids, opens its services and calls one domain function."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import get_current_job
+from sqlalchemy import select
+
+from crm.config import Config
+from crm.mail.sync import Budget, sync_account
+from crm.models import MailAccount
+from crm.services import Services
+from workers.queue import is_pending, mail_queue
+
+log = logging.getLogger(__name__)
+
+# One job does at most this much, then hands over to a fresh job (resumable backfills).
+JOB_BUDGET = Budget(batch_size=200, max_batches=50, max_seconds=25)
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The worker process's services, built once from the environment."""
+    global _services
+    if _services is None:
+        _services = Services(Config.from_env())
+    return _services
+
+
+def fetch_job_id(account_id: int) -> str:
+    return f"fetch-account-{account_id}"
+
+
+def dispatch_fetches() -> int:
+    """Periodic: enqueue one fetch per active account that has none waiting or running."""
+    svc = services()
+    queue = mail_queue(svc.redis, svc.config.queue_name)
+    with svc.session() as session:
+        ids = list(session.scalars(select(MailAccount.id).where(
+            MailAccount.is_active.is_(True), MailAccount.fetch_since.is_not(None))))
+    enqueued = 0
+    for account_id in ids:
+        enqueued += enqueue_fetch(queue, account_id)
+    return enqueued
+
+
+def enqueue_fetch(queue, account_id: int) -> bool:
+    """Queue a fetch unless one is already pending for this account."""
+    job_id = fetch_job_id(account_id)
+    if is_pending(queue.connection, job_id) or is_pending(queue.connection, job_id + "-next"):
+        return False
+    queue.enqueue(fetch_account, account_id, job_id=job_id, job_timeout=600, result_ttl=300,
+                  failure_ttl=86400)
+    return True
+
+
+def fetch_account(account_id: int) -> dict:
+    """Sync one account within the job budget; continue in a new job if there is more."""
+    job = get_current_job()
+    summary = sync_account(services(), account_id, JOB_BUDGET)
+    log.info("job %s account %s: %s", job.id if job else "-", account_id, summary.as_dict())
+    if summary.error:
+        raise RuntimeError(f"account {account_id}: {summary.error}")
+    if not summary.done and not summary.busy:
+        svc = services()
+        next_id = fetch_job_id(account_id) + ("-next" if job is None or not job.id.endswith("-next") else "")
+        mail_queue(svc.redis, svc.config.queue_name).enqueue(
+            fetch_account, account_id, job_id=next_id, job_timeout=600, result_ttl=300)
+    return summary.as_dict()
