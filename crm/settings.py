@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.orm import Session
 
 from crm.models import Setting
@@ -46,4 +48,46 @@ def all_settings(session: Session) -> dict[str, object]:
     for row in session.query(Setting).all():
         if row.key in values:
             values[row.key] = row.value
+    return values
+
+
+class SettingsError(ValueError):
+    """Invalid settings input: `errors` maps a key to a message for the admin."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# Lowest and highest accepted values of the numeric settings.
+BOUNDS = {
+    "fetch_period_seconds": (10, 86400),
+    "max_personal_accounts": (0, 1000),
+    "max_message_bytes": (1024 * 1024, 1024 * 1024 * 1024),
+}
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:(\d{1,5}|\*)$")
+
+
+def from_form(form) -> dict[str, object]:
+    """Typed values from a submitted settings form (unchecked boxes are absent, meaning False)."""
+    values: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    for key, default in DEFAULTS.items():
+        raw = form.get(key)
+        if isinstance(default, bool):
+            values[key] = raw in ("on", "true", "1", "yes")
+        elif isinstance(default, int):
+            low, high = BOUNDS[key]
+            if not (raw or "").strip().isdigit() or not low <= int(raw) <= high:
+                errors[key] = f"enter a whole number from {low} to {high}"
+            else:
+                values[key] = int(raw)
+        else:
+            entries = [e.strip() for e in (raw or "").replace(",", "\n").splitlines() if e.strip()]
+            bad = [e for e in entries if not _HOST_PORT.match(e)]
+            if bad:
+                errors[key] = "use host:port entries (port may be *): " + ", ".join(bad)
+            values[key] = entries
+    if errors:
+        raise SettingsError(errors)
     return values

@@ -1,5 +1,38 @@
 """Personal preferences."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from crm import preferences
+from crm.web import db, is_htmx, page
 
 bp = Blueprint("preferences", __name__, url_prefix="/preferences")
+
+
+def _form(data: dict, errors: dict | None = None):
+    # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
+    status = (200 if is_htmx() else 422) if errors else 200
+    return page("preferences/edit.html", status, data=data, errors=errors or {},
+                time_zones=preferences.time_zones(), date_formats=preferences.DATE_FORMATS)
+
+
+@bp.get("/")
+@login_required
+def edit():
+    user = current_user
+    return _form({"signature": user.signature, "use_external_client": user.use_external_client,
+                  "time_zone": user.time_zone, "date_format": user.date_format})
+
+
+@bp.post("/")
+@login_required
+def save():
+    user = current_user._get_current_object()  # loaded through db(), so saved by its commit
+    try:
+        preferences.update_preferences(user, request.form)
+    except preferences.PreferencesError as exc:
+        return _form(request.form.to_dict(), exc.errors)
+    db().commit()
+    return redirect(url_for("preferences.edit", saved=1), 303)

@@ -1,0 +1,57 @@
+"""A user's personal preferences: signature, mail client, time zone, date format."""
+
+from __future__ import annotations
+
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from crm.models import User
+
+# strftime patterns offered to users (a fixed list keeps every page's dates readable).
+DATE_FORMATS = {
+    "%Y-%m-%d": "2025-03-31",
+    "%d/%m/%Y": "31/03/2025",
+    "%m/%d/%Y": "03/31/2025",
+    "%d.%m.%Y": "31.03.2025",
+    "%d %b %Y": "31 Mar 2025",
+}
+MAX_SIGNATURE = 10_000
+
+
+class PreferencesError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@cache
+def time_zones() -> list[str]:
+    return sorted(available_timezones())
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def update_preferences(user: User, form) -> None:
+    """Validate and store submitted preferences; raises PreferencesError listing bad fields."""
+    errors = {}
+    signature = (form.get("signature") or "").replace("\r\n", "\n")
+    if len(signature) > MAX_SIGNATURE:
+        errors["signature"] = f"at most {MAX_SIGNATURE} characters"
+    time_zone = (form.get("time_zone") or "").strip()
+    if not is_time_zone(time_zone):
+        errors["time_zone"] = "choose a time zone such as Europe/Berlin"
+    date_format = form.get("date_format") or ""
+    if date_format not in DATE_FORMATS:
+        errors["date_format"] = "choose one of the offered formats"
+    if errors:
+        raise PreferencesError(errors)
+    user.signature = signature
+    user.time_zone = time_zone
+    user.date_format = date_format
+    user.use_external_client = form.get("use_external_client") == "on"

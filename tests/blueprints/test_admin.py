@@ -1,0 +1,119 @@
+import pytest
+from sqlalchemy import select
+
+from crm import addressbook, settings
+from crm.models import Team, User
+
+
+@pytest.mark.parametrize("url", ["/admin/", "/admin/users/new", "/admin/teams/", "/admin/settings"])
+def test_non_admin_gets_404(user_client, url):
+    assert user_client.get(url).status_code == 404
+    assert user_client.post(url, data={}).status_code in (404, 405)
+
+
+def test_admin_pages_render_as_page_and_htmx_body(admin_client):
+    for url in ("/admin/", "/admin/users/new", "/admin/teams/", "/admin/settings"):
+        page = admin_client.get(url)
+        assert page.status_code == 200 and b"<html" in page.data
+        body = admin_client.get(url, headers={"HX-Request": "true"})
+        assert body.status_code == 200 and b"<html" not in body.data
+
+
+def test_create_user_with_addresses_and_team(admin_client, services):
+    with services.session() as s:
+        s.add(Team(name="Sales"))
+    with services.session() as s:
+        team_id = s.scalars(select(Team.id)).one()
+    response = admin_client.post("/admin/users/new", data={
+        "username": "bea", "name": "Bea Smith", "password": "long-enough-pw",
+        "emails": "Bea@Example.com\nbea.smith@example.com", "team_ids": [str(team_id)],
+        "is_active": "on"})
+    assert response.status_code == 303
+    assert "bea" in admin_client.get("/admin/").get_data(as_text=True)
+    with services.session() as s:
+        user = s.scalars(select(User).where(User.username == "bea")).one()
+        assert user.name == "Bea Smith" and user.is_active and not user.is_admin
+        assert [t.name for t in user.teams] == ["Sales"]
+        links = addressbook.addresses_of(s, "User", user.id)
+        assert [(ln.address.address, ln.is_primary) for ln in links] == [
+            ("Bea@example.com", True), ("bea.smith@example.com", False)]
+    admin_client.post("/logout")
+    admin_client.token = None
+    admin_client.login("bea", "long-enough-pw")
+
+
+def test_create_user_rejects_short_password_and_taken_address(admin_client):
+    short = admin_client.post("/admin/users/new", data={"username": "x", "password": "short"})
+    assert short.status_code == 422 and b"at least 8 characters" in short.data
+    taken = admin_client.post("/admin/users/new", data={
+        "username": "x", "password": "long-enough-pw", "emails": "ADMIN@example.com"})
+    assert taken.status_code == 422 and b"already belongs to admin" in taken.data
+    htmx = admin_client.post("/admin/users/new", data={"username": "", "password": "p"}, htmx=True)
+    assert htmx.status_code == 200 and b"<html" not in htmx.data
+
+
+def test_edit_user_changes_primary_address_and_password(admin_client, make_user, services):
+    uid = make_user("cal", ["cal@example.com"])
+    form = admin_client.get(f"/admin/users/{uid}/edit").get_data(as_text=True)
+    assert "cal@example.com" in form
+    response = admin_client.post(f"/admin/users/{uid}/edit", data={
+        "username": "cal", "name": "Cal", "emails": "c@new.example; cal@example.com",
+        "password": "brand-new-pw", "is_active": "on"})
+    assert response.status_code == 303
+    with services.session() as s:
+        links = addressbook.addresses_of(s, "User", uid)
+        assert links[0].address.lower == "c@new.example" and links[0].is_primary
+        assert len(links) == 2
+
+
+def test_admin_cannot_demote_themselves(admin_client, services):
+    with services.session() as s:
+        admin_id = s.scalars(select(User.id).where(User.username == "admin")).one()
+    response = admin_client.post(f"/admin/users/{admin_id}/edit",
+                                 data={"username": "admin", "is_active": "on"})
+    assert response.status_code == 422 and b"your own admin rights" in response.data
+
+
+def test_unknown_user_is_404(admin_client):
+    assert admin_client.get("/admin/users/999/edit").status_code == 404
+
+
+def test_teams_create_rename_delete(admin_client, services):
+    assert admin_client.post("/admin/teams/", data={"name": "Support"}).status_code == 303
+    assert admin_client.post("/admin/teams/", data={"name": "Support"}).status_code == 422
+    with services.session() as s:
+        team_id = s.scalars(select(Team.id)).one()
+    assert admin_client.post(f"/admin/teams/{team_id}/rename", data={"name": "Help desk"},
+                             htmx=True).status_code == 303
+    assert "Help desk" in admin_client.get("/admin/teams/").get_data(as_text=True)
+    assert b"Delete team" in admin_client.get(f"/admin/teams/{team_id}/delete").data
+    assert admin_client.post(f"/admin/teams/{team_id}/delete").status_code == 303
+    with services.session() as s:
+        assert s.scalars(select(Team)).all() == []
+
+
+def test_settings_are_saved_typed(admin_client, services):
+    page = admin_client.get("/admin/settings").get_data(as_text=True)
+    assert 'name="fetch_period_seconds" value="60"' in page
+    response = admin_client.post("/admin/settings", data={
+        "b2c_mode": "on", "fetch_period_seconds": "120", "max_personal_accounts": "3",
+        "max_message_bytes": str(10 * 1024 * 1024), "system_smtp_shared": "on",
+        "mail_host_allowlist": "imap.internal:993\nsmtp.internal:*"})
+    assert response.status_code == 303
+    with services.session() as s:
+        values = settings.all_settings(s)
+    assert values["b2c_mode"] is True and values["users_may_delete_mail"] is False
+    assert values["fetch_period_seconds"] == 120 and values["max_personal_accounts"] == 3
+    assert values["mail_host_allowlist"] == ["imap.internal:993", "smtp.internal:*"]
+    assert "Settings saved" in admin_client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_bad_settings_are_refused_with_reasons(admin_client, services):
+    response = admin_client.post("/admin/settings", data={
+        "fetch_period_seconds": "1", "max_personal_accounts": "x",
+        "max_message_bytes": str(10 * 1024 * 1024), "mail_host_allowlist": "no port here"})
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "from 10 to 86400" in text and "host:port" in text
+    with services.session() as s:
+        assert settings.get(s, "fetch_period_seconds") == 60
