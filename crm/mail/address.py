@@ -8,8 +8,11 @@ is kept for display. Display names are decoded per RFC 2047.
 from __future__ import annotations
 
 import re
-from email.header import decode_header, make_header
 from email.utils import getaddresses
+
+from crm.mail.charsets import decode_words
+
+MAX_NAME = 320  # the width of display-name columns
 
 _ADDR_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+$")
 
@@ -25,26 +28,54 @@ def normalise_address(raw: str | None) -> str | None:
     return f"{local}@{domain.lower()}"
 
 
-def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words; keep the raw value when they are broken."""
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except Exception:  # noqa: BLE001 - a broken header must never stop an import
-        return value
-
-
 def parse_address_list(value: str | None) -> list[tuple[str, str]]:
     """[(display name, address)] from a header value; entries without a usable address are dropped."""
     if not value:
         return []
+    value = value.replace("\x00", "")
+    pairs = _simple_list(value)
+    if pairs is None:
+        try:
+            pairs = getaddresses([value])
+        except Exception:  # noqa: BLE001 - a malformed header must never stop an import
+            return []
     out = []
-    for name, addr in getaddresses([value]):
+    for name, addr in pairs:
         normal = normalise_address(addr)
         if normal:
-            out.append((decode_words(name).strip(), normal))
+            out.append((display_name(name), normal))
     return out
+
+
+# One mailbox in the shapes nearly all mail uses: `addr`, `Name <addr>`, `"Name" <addr>`.
+_SIMPLE = re.compile(
+    r'\s*(?:(?:"((?:[^"\\]|\\.)*)"|([^",;:<>()@\[\]\\]*?))\s*<([^<>\s",;:()]+)>'
+    r'|([^<>\s",;:()]+@[^<>\s",;:()]+))\s*(?:,|$)'
+)
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def _simple_list(value: str) -> list[tuple[str, str]] | None:
+    """The list parsed by a regex when every entry is simple; None sends it to getaddresses."""
+    pairs = []
+    pos = 0
+    while pos < len(value):
+        m = _SIMPLE.match(value, pos)
+        if not m or m.end() == pos:
+            return None if value[pos:].strip(" \t,") else pairs
+        quoted, plain, bracketed, bare = m.groups()
+        name = _QUOTED_PAIR.sub(r"\1", quoted) if quoted is not None else (plain or "")
+        pairs.append((name, bracketed or bare))
+        pos = m.end()
+    return pairs
+
+
+def display_name(raw: str) -> str:
+    """A display name decoded (RFC 2047), unquoted and cut to the column width."""
+    name = " ".join(decode_words(raw).replace("\x00", "").split())
+    if len(name) > 1 and name[0] == name[-1] and name[0] in "\"'":
+        name = name[1:-1].strip()
+    return name[:MAX_NAME]
 
 
 def split_name(display_name: str) -> tuple[str, str]:
