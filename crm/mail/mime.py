@@ -66,6 +66,8 @@ def fast_parts(raw: bytes, notes: list[str]) -> list[Part]:
     budget = _Budget(notes)
     for node in bounded_walk(root, _fast_children, notes):
         filename = node.filename or ""
+        if node.content_type.lower().startswith("multipart/"):
+            raise Suspicious("a multipart without parts: compat32 keeps its raw body")
         if "=?" in filename or "\ufffd" in filename or _MOJIBAKE.search(filename):
             raise Suspicious(filename)
         headers = {k.lower(): v[0] for k, v in node.headers.items() if v}

@@ -150,6 +150,11 @@ def read_body(raw: bytes) -> Body:
     htmls: list[str] = []
     attachments: list[ParsedAttachment] = []
     for part in parts:
+        if part.content_type.startswith("multipart/"):  # no boundary found: keep the raw text
+            if not part.payload.strip():
+                continue
+            notes.append("The MIME structure is broken: the body is shown as plain text")
+            part.content_type = "text/plain"
         if part.content_type in ("text/plain", "text/html") and not _is_attachment(part):
             decoded, note = charsets.decode(part.payload, part.charset)
             decoded = _clean(decoded).replace("\r\n", "\n").replace("\r", "\n")
@@ -334,3 +339,8 @@ def _unreadable(raw: bytes, exc: Exception) -> ParsedMail:
 
 
 _MSGID_RAW = re.compile(rb"(?im)^message-id[ \t]*:[ \t\r\n]*(<[^<>\s]+>)")
+
+
+def snippet(text: str, length: int = 200) -> str:
+    """The first words of a body, whitespace collapsed, for list rows."""
+    return " ".join(text.split())[:length]
