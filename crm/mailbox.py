@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, case, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
+from crm import folders
 from crm.models import (
     RECORD_TYPES,
     Email,
@@ -22,7 +23,6 @@ from crm.models import (
     EmailUserState,
     Folder,
     User,
-    folder_teams,
 )
 from crm.models.mail import STATUS_DRAFT, STATUS_SENT
 
@@ -102,16 +102,7 @@ def condition(view: View, user_id: int):
 
 def visible_folders(session: Session, user: User) -> list[Folder]:
     """The user's own folders, then the group folders of their teams (admins: all of them)."""
-    own = select(Folder).where(Folder.user_id == user.id, Folder.is_group == false())
-    group = select(Folder).where(Folder.is_group == true())
-    if not user.is_admin:
-        team_ids = list(user.team_ids)
-        shared = select(folder_teams.c.folder_id).where(folder_teams.c.team_id.in_(team_ids))
-        group = group.where(Folder.id.in_(shared))
-    order = (Folder.position, Folder.name, Folder.id)
-    return list(session.scalars(own.order_by(*order))) + list(
-        session.scalars(group.order_by(*order))
-    )
+    return folders.personal_folders(session, user.id) + folders.visible_group_folders(session, user)
 
 
 def resolve(session: Session, user: User, key: str) -> View | None:

@@ -6,10 +6,12 @@ keep their own read, trash and folder state. No Flask here; the caller commits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from crm import mailbox, settings
+from crm import folders, settings
 from crm.models import Attachment, Email, EmailUserState, User
 from crm.storage import BlobStore
 
@@ -21,29 +23,37 @@ FLAGS = {
     "unread": {"is_read": False},
     "important": {"is_important": True},
     "unimportant": {"is_important": False},
-    "trash": {"in_trash": True},
-    "restore": {"in_trash": False},
 }
-ACTIONS = (*FLAGS, "move", "delete")
+ACTIONS = (*FLAGS, "trash", "restore", "move", "delete")
 
 
 class ActionError(ValueError):
     """An action the user may not take, or one that makes no sense (unknown folder)."""
 
 
+@dataclass(frozen=True)
+class Done:
+    count: int
+    blobs: frozenset[str] = frozenset()  # hashes to check with drop_unreferenced_blobs
+
+
 def apply(
     session: Session, user: User, action: str, email_ids: list[int], target: str | None = None
-) -> int:
+) -> Done:
     """Run a bulk action on the user's mail; answers how many mail it touched."""
-    if not email_ids:
-        return 0
-    if action in FLAGS:
-        return _set(session, user.id, email_ids, FLAGS[action])
-    if action == "move":
-        return move(session, user, email_ids, target or "")
+    if action not in ACTIONS:
+        raise ActionError(f"unknown action {action!r}")
     if action == "delete":
-        return len(delete_permanently(session, user, email_ids))
-    raise ActionError(f"unknown action {action!r}")
+        removed = delete_permanently(session, user, email_ids)
+        return Done(len(removed), frozenset().union(*removed.values()))
+    if not email_ids:
+        return Done(0)
+    if action in FLAGS:
+        return Done(_set(session, user.id, email_ids, FLAGS[action]))
+    if action in ("trash", "restore"):
+        # crm.folders keeps a group folder's trash state shared between its members.
+        return Done(folders.set_trash(session, user, email_ids, action == "trash"))
+    return Done(move(session, user, email_ids, target or ""))
 
 
 def _set(session: Session, user_id: int, email_ids: list[int], values: dict) -> int:
@@ -59,15 +69,15 @@ def _set(session: Session, user_id: int, email_ids: list[int], values: dict) -> 
 
 
 def move(session: Session, user: User, email_ids: list[int], target: str) -> int:
-    """Move to Inbox or a folder the user may see (out of Trash too); other targets are refused."""
+    """Move to Inbox, Trash or a folder the user may file in; other targets are refused."""
     if target == "inbox":
-        return _set(session, user.id, email_ids, {"folder_id": None, "in_trash": False})
+        return folders.move_mail(session, user, email_ids, None)
     if target == "trash":
-        return _set(session, user.id, email_ids, FLAGS["trash"])
-    view = mailbox.resolve(session, user, target)
-    if view is None or view.folder is None:
+        return folders.set_trash(session, user, email_ids, True)
+    folder = folders.target_folder(session, user, int(target)) if target.isdigit() else None
+    if folder is None:
         raise ActionError("no such folder")
-    return _set(session, user.id, email_ids, {"folder_id": view.folder.id, "in_trash": False})
+    return folders.move_mail(session, user, email_ids, folder)
 
 
 def may_delete(session: Session, user: User) -> bool:
@@ -79,6 +89,8 @@ def delete_permanently(session: Session, user: User, email_ids: list[int]) -> di
     """Remove mail for everyone; answers {email id: blob hashes} to check after the commit."""
     if not may_delete(session, user):
         raise ActionError("deleting mail is not allowed")
+    if not email_ids:
+        return {}
     stmt = select(Email.id, Email.raw_sha256).where(Email.id.in_(email_ids))
     if not user.is_admin:
         stmt = stmt.where(Email.id.in_(select(S.email_id).where(S.user_id == user.id)))

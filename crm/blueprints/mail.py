@@ -1,0 +1,131 @@
+"""Reading one mail: its page, actions on it, its attachments and its original source."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, make_response, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from crm import mailbox, mailbox_actions, web
+from crm.blueprints import inbox
+from crm.mail import reading, sanitize
+from crm.web import db, fragment, get_or_404, is_htmx, page, services, trigger
+
+bp = Blueprint("mail", __name__, url_prefix="/mail")
+
+
+@bp.before_request
+@login_required
+def _signed_in():
+    pass
+
+
+@bp.get("/<int:email_id>")
+def show(email_id: int):
+    email = get_or_404(mailbox.open_mail(db(), current_user, email_id))
+    db().commit()
+    allow = request.args.get("images") == "1" or reading.trusts_sender(db(), current_user.id, email)
+    body = reading.body(email, request.host_url.rstrip("/"), _inline_url(email_id), allow)
+    response = page(
+        "mail/show.html",
+        email=email,
+        body=body,
+        images_allowed=allow,
+        **_context(email),
+        people=reading.people(email),
+        thread=mailbox.thread(db(), current_user, email),
+        parent=mailbox.parent_names(db(), [email]).get((email.parent_type, email.parent_id)),
+    )
+    if allow:  # the iframe inherits this page's policy, so it must let the images through too
+        response.headers["Content-Security-Policy"] = web.CSP.format(images=" https: http:")
+    return response
+
+
+def _context(email) -> dict:
+    return {
+        "state": mailbox.state_of(db(), current_user.id, email.id),
+        "folders": mailbox.visible_folders(db(), current_user),
+        "may_delete": mailbox_actions.may_delete(db(), current_user),
+    }
+
+
+def _inline_url(email_id: int):
+    return lambda att_id: url_for(
+        "mail.attachment", email_id=email_id, attachment_id=att_id, inline=1, _external=True
+    )
+
+
+@bp.post("/<int:email_id>/action")
+def act(email_id: int):
+    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    action = request.form.get("action", "")
+    if action == "delete" and request.form.get("confirmed") != "yes":
+        back = url_for("mail.show", email_id=email.id)
+        return inbox.confirm_delete([email.id], "inbox", request.path, back)
+    try:
+        done = mailbox_actions.apply(
+            db(), current_user, action, [email.id], request.form.get("target")
+        )
+    except mailbox_actions.ActionError:
+        abort(403 if action == "delete" else 404)
+    db().commit()
+    mailbox_actions.drop_unreferenced_blobs(db(), services().blobs, done.blobs)
+    if action == "delete":
+        return _gone()
+    if is_htmx():
+        db().refresh(email)
+        return trigger(
+            fragment("mail/_actions.html", email=email, **_context(email)), "mail-changed"
+        )
+    return redirect(url_for("mail.show", email_id=email.id), 303)
+
+
+def _gone():
+    if is_htmx():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url_for("inbox.index")
+        return response
+    return redirect(url_for("inbox.index"), 303)
+
+
+@bp.post("/<int:email_id>/trust-sender")
+def trust_sender(email_id: int):
+    """ "Always show images" from this mail's sender."""
+    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    reading.trust_sender(db(), current_user.id, email)
+    db().commit()
+    return redirect(url_for("mail.show", email_id=email.id), 303)
+
+
+@bp.get("/<int:email_id>/attachments/<int:attachment_id>")
+def attachment(email_id: int, attachment_id: int):
+    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    att = get_or_404(next((a for a in email.attachments if a.id == attachment_id), None))
+    kind = reading.safe_type(att.content_type)
+    inline = request.args.get("inline") == "1" and kind in reading.INLINE_IMAGE_TYPES
+    return _download(services().blobs.get(att.sha256), kind, att.filename, inline)
+
+
+@bp.get("/<int:email_id>/original")
+def original(email_id: int):
+    """The raw message as we received it, as a download."""
+    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    if not email.raw_sha256 or not services().blobs.exists(email.raw_sha256):
+        abort(404)
+    raw = services().blobs.get(email.raw_sha256)
+    return _download(raw, "message/rfc822", f"mail-{email.id}.eml", inline=False)
+
+
+@bp.app_template_filter("mailtext")
+def mailtext(text: str):
+    return sanitize.text_to_html(text or "")
+
+
+def _download(data: bytes, kind: str, filename: str, inline: bool):
+    response = make_response(data)
+    response.headers["Content-Type"] = kind
+    response.headers["Content-Disposition"] = reading.content_disposition(filename, inline)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser rendered it, a download may run nothing and load nothing.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,0 +1,152 @@
+// The mail client's keyboard shortcuts, select-all and drag-and-drop onto folders.
+// Everything is delegated from `document`, so it keeps working after htmx swaps; without this
+// file every action is still a plain form or link.
+(function () {
+  "use strict";
+
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("#rows tr.mailrow")); }
+  function current() { return document.querySelector("#rows tr.mailrow.cursor"); }
+
+  function moveCursor(step) {
+    var all = rows();
+    if (!all.length) { return; }
+    var i = all.indexOf(current());
+    var next = all[Math.max(0, Math.min(all.length - 1, i < 0 ? 0 : i + step))];
+    all.forEach(function (r) { r.classList.remove("cursor"); });
+    next.classList.add("cursor");
+    next.scrollIntoView({block: "nearest"});
+  }
+
+  function csrfHeaders() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}"); }
+    catch (e) { return {}; }
+  }
+
+  function folderKey() {
+    var box = document.getElementById("mailbox");
+    var key = box ? box.getAttribute("data-folder") : "inbox";
+    return key === "search" ? "inbox" : key;
+  }
+
+  // Checked rows, or else the row under the cursor.
+  function selectedIds(extra) {
+    var ids = rows().filter(function (r) { return r.querySelector("input[name=ids]:checked"); })
+      .map(function (r) { return r.getAttribute("data-id"); });
+    if (!ids.length && extra) { ids = [extra]; }
+    return ids;
+  }
+
+  function post(url, values) {
+    values.folder = folderKey();
+    return htmx.ajax("POST", url, {
+      target: "#list", select: "#list", swap: "outerHTML", values: values, headers: csrfHeaders()
+    });
+  }
+
+  function act(action) {
+    var row = current();
+    var ids = selectedIds(row && row.getAttribute("data-id"));
+    if (!ids.length) { return; }
+    if (action === "important" && row && row.querySelector(".star span")) { action = "unimportant"; }
+    post("/inbox/actions", {action: action, ids: ids});
+  }
+
+  function typing(evt) {
+    var t = evt.target;
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  }
+
+  var listKeys = {
+    "j": function () { moveCursor(1); },
+    "k": function () { moveCursor(-1); },
+    "Enter": function () { var r = current(); if (r) { window.location.href = r.getAttribute("data-href"); } },
+    "x": function () { var r = current(); var c = r && r.querySelector("input[name=ids]"); if (c) { c.checked = !c.checked; } },
+    "#": function () { act("trash"); },
+    "s": function () { act("important"); },
+    "u": function () { act("unread"); }
+  };
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.ctrlKey || evt.metaKey || evt.altKey || typing(evt)) { return; }
+    if (evt.key === "/") {
+      var q = document.getElementById("search-q");
+      if (q) { evt.preventDefault(); q.focus(); q.select(); }
+      return;
+    }
+    if (evt.key === "?") {
+      var help = document.getElementById("keys-help");
+      if (help && help.showModal && !help.open) { help.showModal(); }
+      return;
+    }
+    // On a mail's page, buttons name their own keys.
+    var button = document.querySelector('[data-key="' + (evt.key === "#" ? "\\#" : evt.key) + '"]');
+    if (button) { evt.preventDefault(); button.click(); return; }
+    if (document.getElementById("rows") && listKeys[evt.key]) {
+      evt.preventDefault();
+      listKeys[evt.key]();
+    }
+  });
+
+  document.addEventListener("change", function (evt) {
+    if (evt.target && evt.target.id === "select-all") {
+      rows().forEach(function (r) {
+        var c = r.querySelector("input[name=ids]");
+        if (c) { c.checked = evt.target.checked; }
+      });
+    }
+  });
+
+  document.addEventListener("click", function (evt) {
+    var row = evt.target.closest && evt.target.closest("#rows tr.mailrow");
+    if (row) {
+      rows().forEach(function (r) { r.classList.remove("cursor"); });
+      row.classList.add("cursor");
+    }
+  });
+
+  // Drag rows onto a folder link of the pane (links that carry data-drop-url).
+  document.addEventListener("dragstart", function (evt) {
+    var row = evt.target.closest && evt.target.closest("#rows tr.mailrow");
+    if (!row) { return; }
+    evt.dataTransfer.setData("text/x-mail-ids", selectedIds(row.getAttribute("data-id")).join(","));
+    evt.dataTransfer.effectAllowed = "move";
+  });
+
+  function dropTarget(evt) { return evt.target.closest && evt.target.closest("[data-drop-url]"); }
+
+  document.addEventListener("dragover", function (evt) {
+    var target = dropTarget(evt);
+    if (target) { evt.preventDefault(); target.classList.add("drop-over"); }
+  });
+
+  document.addEventListener("dragleave", function (evt) {
+    var target = dropTarget(evt);
+    if (target) { target.classList.remove("drop-over"); }
+  });
+
+  document.addEventListener("drop", function (evt) {
+    var target = dropTarget(evt);
+    if (!target) { return; }
+    evt.preventDefault();
+    target.classList.remove("drop-over");
+    var ids = (evt.dataTransfer.getData("text/x-mail-ids") || "").split(",").filter(Boolean);
+    if (!ids.length) { return; }
+    var values = {ids: ids, target: target.getAttribute("data-drop-target"), from: folderKey()};
+    htmx.ajax("POST", target.getAttribute("data-drop-url"), {
+      target: "#list", select: "#list", swap: "outerHTML", values: values, headers: csrfHeaders()
+    });
+  });
+})();
+
+// Deleting for everyone asks first; the server shows a confirmation page when JS is off.
+document.addEventListener("click", function (evt) {
+  var button = evt.target.closest && evt.target.closest("button[data-confirm]");
+  if (!button) { return; }
+  if (!window.confirm(button.getAttribute("data-confirm"))) {
+    evt.preventDefault();
+    evt.stopPropagation();
+    return;
+  }
+  var flag = button.form && button.form.querySelector("input[name=confirmed]");
+  if (flag) { flag.value = "yes"; }
+}, true);
