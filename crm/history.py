@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from crm.access import visible
 from crm.models import (
@@ -38,9 +38,13 @@ def readable_mail(viewer: User) -> ColumnElement[bool]:
     """SQL condition: the viewer may read the Email (see the module docstring)."""
     if viewer.is_admin:
         return Email.id.is_not(None)
-    has_state = exists().where(EmailUserState.email_id == Email.id, EmailUserState.user_id == viewer.id)
+    has_state = exists().where(
+        EmailUserState.email_id == Email.id, EmailUserState.user_id == viewer.id
+    )
     parents = [
-        and_(Email.parent_type == name, Email.parent_id.in_(visible(select(model.id), model, viewer)))
+        and_(
+            Email.parent_type == name, Email.parent_id.in_(visible(select(model.id), model, viewer))
+        )
         for name, model in RECORD_TYPES.items()
     ]
     return or_(has_state, *parents)
@@ -74,7 +78,9 @@ def _mail_with_addresses_of(entity_type: str, entity_id: int):
     )
 
 
-def history(session: Session, viewer: User, parent_type: str, parent_id: int, page: int = 1) -> Page:
+def history(
+    session: Session, viewer: User, parent_type: str, parent_id: int, page: int = 1
+) -> Page:
     """One page of the record's mail the viewer may read, newest first."""
     if parent_type not in RECORD_TYPES:
         return Page(items=[], number=1, per_page=HISTORY_PER_PAGE, total=0)
@@ -87,6 +93,7 @@ def history(session: Session, viewer: User, parent_type: str, parent_id: int, pa
             readable_mail(viewer),
         )
         .order_by(sort.desc(), Email.id.desc())
+        .options(selectinload(Email.recipients).selectinload(EmailRecipient.address))
     )
     return paginate(session, stmt, page, HISTORY_PER_PAGE)
 

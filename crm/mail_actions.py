@@ -44,9 +44,13 @@ def prefill(session: Session, email: Email, address: str | None) -> PersonDraft:
     return PersonDraft(first, last, person.address)
 
 
-def create_contact(session: Session, email: Email, user: User, draft: PersonDraft, account_id: int | None = None) -> Contact:
+def create_contact(
+    session: Session, email: Email, user: User, draft: PersonDraft, account_id: int | None = None
+) -> Contact:
     """A Contact from a mail; it (or its Account in B2B) becomes the parent of an orphan mail."""
-    contact = Contact(first_name=draft.first_name.strip(), last_name=_last_name(draft), account_id=account_id)
+    contact = Contact(
+        first_name=draft.first_name.strip(), last_name=_last_name(draft), account_id=account_id
+    )
     _own(contact, user)
     session.add(contact)
     session.flush()
@@ -58,9 +62,15 @@ def create_contact(session: Session, email: Email, user: User, draft: PersonDraf
     return contact
 
 
-def create_lead(session: Session, email: Email, user: User, draft: PersonDraft, account_name: str = "") -> Lead:
+def create_lead(
+    session: Session, email: Email, user: User, draft: PersonDraft, account_name: str = ""
+) -> Lead:
     """A Lead from a mail; it becomes the parent of an orphan mail."""
-    lead = Lead(first_name=draft.first_name.strip(), last_name=_last_name(draft), account_name=account_name.strip())
+    lead = Lead(
+        first_name=draft.first_name.strip(),
+        last_name=_last_name(draft),
+        account_name=account_name.strip(),
+    )
     _own(lead, user)
     session.add(lead)
     session.flush()
@@ -70,12 +80,22 @@ def create_lead(session: Session, email: Email, user: User, draft: PersonDraft, 
     return lead
 
 
-def create_task(session: Session, email: Email, user: User, name: str, assignee_id: int | None = None, due_at: datetime | None = None) -> Task:
+def create_task(
+    session: Session,
+    email: Email,
+    user: User,
+    name: str,
+    assignee_id: int | None = None,
+    due_at: datetime | None = None,
+) -> Task:
     """A Task about the mail: same parent, a link back, and the mail in the assignee's inbox."""
     task = Task(
         name=(name.strip() or email.subject or "Follow up")[:255],
-        parent_type=email.parent_type, parent_id=email.parent_id,
-        email_id=email.id, due_at=due_at, description=email.body_text or "",
+        parent_type=email.parent_type,
+        parent_id=email.parent_id,
+        email_id=email.id,
+        due_at=due_at,
+        description=email.body_text or "",
     )
     _own(task, user)
     task.assigned_user_id = assignee_id or user.id
@@ -89,7 +109,14 @@ def deliver(session: Session, email: Email, user_id: int) -> None:
     """Put the mail in a user's Inbox unless they already have it."""
     exists = session.query(EmailUserState).filter_by(email_id=email.id, user_id=user_id).first()
     if exists is None:
-        session.add(EmailUserState(email_id=email.id, user_id=user_id, folder_id=None, sort_date=email.date_sent or utcnow()))
+        session.add(
+            EmailUserState(
+                email_id=email.id,
+                user_id=user_id,
+                folder_id=None,
+                sort_date=email.date_sent or utcnow(),
+            )
+        )
         session.flush()
 
 

@@ -41,7 +41,9 @@ class Person:
         return (first, last) if (first or last) else ("", self.address.partition("@")[0])
 
 
-def people_for(session: Session, entries: list[tuple[str, str]], viewer: User | None = None, roles=None) -> list[Person]:
+def people_for(
+    session: Session, entries: list[tuple[str, str]], viewer: User | None = None, roles=None
+) -> list[Person]:
     """A Person for each (display name, address); `roles` optionally gives each entry's role."""
     lowers = [(normalise_address(addr) or addr).lower() for _, addr in entries]
     best = _best_holders(session, lowers, viewer)
@@ -53,7 +55,9 @@ def people_for(session: Session, entries: list[tuple[str, str]], viewer: User | 
     return people
 
 
-def people_on_mail(session: Session, email: Email, viewer: User | None = None, roles=("from", "to", "cc")) -> list[Person]:
+def people_on_mail(
+    session: Session, email: Email, viewer: User | None = None, roles=("from", "to", "cc")
+) -> list[Person]:
     """The people behind a mail's addresses, in header order, for the given roles."""
     recipients = [r for r in email.recipients if r.role in roles]
     names = [r.name or (email.from_name if r.role == "from" else "") for r in recipients]
@@ -69,13 +73,17 @@ def _best_holders(session: Session, lowers: list[str], viewer: User | None) -> d
         ids_by_type.setdefault(kind, set()).add(record_id)
     names = {kind: _readable_names(session, kind, ids, viewer) for kind, ids in ids_by_type.items()}
     best: dict[str, tuple] = {}
-    for lower, kind, record_id in sorted(held, key=lambda h: (PRECEDENCE.index(h[1]) if h[1] in PRECEDENCE else 9, h[2])):
+    for lower, kind, record_id in sorted(
+        held, key=lambda h: (PRECEDENCE.index(h[1]) if h[1] in PRECEDENCE else 9, h[2])
+    ):
         if lower not in best and record_id in names.get(kind, {}):
             best[lower] = (kind, record_id, names[kind][record_id])
     return best
 
 
-def _readable_names(session: Session, kind: str, ids: set[int], viewer: User | None) -> dict[int, str]:
+def _readable_names(
+    session: Session, kind: str, ids: set[int], viewer: User | None
+) -> dict[int, str]:
     model = User if kind == "User" else RECORD_TYPES.get(kind)
     if model is None:
         return {}

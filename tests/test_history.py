@@ -32,7 +32,11 @@ def test_account_history_includes_mail_of_its_contacts_opportunities_and_cases(d
     for parent, subject in ((ann, "contact"), (opp, "opportunity"), (case, "case")):
         make_email(db, subject=subject, parent=parent)
     make_email(db, subject="elsewhere", parent=records.account(db, name="Other"))
-    assert sorted(subjects(history.history(db, admin, "Account", acme.id))) == ["case", "contact", "opportunity"]
+    assert sorted(subjects(history.history(db, admin, "Account", acme.id))) == [
+        "case",
+        "contact",
+        "opportunity",
+    ]
 
 
 def test_history_includes_mail_with_the_records_address_under_another_parent(db, make_user):
@@ -63,7 +67,9 @@ def test_viewer_sees_mail_they_have_or_whose_parent_they_may_read(db, make_user)
     mine = records.account(db, assigned_user_id=rep.id, addresses=["buyer@acme.example"])
     hidden = records.lead(db)
     make_email(db, subject="linked to mine", parent=mine)
-    make_email(db, subject="in my mailbox", from_addr="buyer@acme.example", parent=hidden, users=[rep.id])
+    make_email(
+        db, subject="in my mailbox", from_addr="buyer@acme.example", parent=hidden, users=[rep.id]
+    )
     make_email(db, subject="someone else's", from_addr="buyer@acme.example", parent=hidden)
     make_email(db, subject="unlinked, not mine", from_addr="buyer@acme.example")
     page = history.history(db, rep, "Account", mine.id)
@@ -104,7 +110,15 @@ def test_activities_list_open_tasks_and_the_viewers_drafts(db, make_user):
     rep = viewer(db, make_user)
     acme = records.account(db, assigned_user_id=rep.id)
     for name, status in (("call", "Not Started"), ("done", "Completed"), ("gone", "Canceled")):
-        db.add(Task(name=name, status=status, parent_type="Account", parent_id=acme.id, assigned_user_id=rep.id))
+        db.add(
+            Task(
+                name=name,
+                status=status,
+                parent_type="Account",
+                parent_id=acme.id,
+                assigned_user_id=rep.id,
+            )
+        )
     db.add(Task(name="hidden", parent_type="Account", parent_id=acme.id))
     draft = make_email(db, subject="my draft", status="Draft", parent=acme)
     draft.created_by_id = rep.id

@@ -22,7 +22,11 @@ def test_precedence_is_contact_lead_account(db):
     records.lead(db, addresses=[shared])
     assert one(db, shared).kind == "Lead"
     ann = records.contact(db, addresses=[shared])
-    assert (one(db, shared).kind, one(db, shared).record_id, one(db, shared).record_name) == ("Contact", ann.id, "Ann Buyer")
+    assert (one(db, shared).kind, one(db, shared).record_id, one(db, shared).record_name) == (
+        "Contact",
+        ann.id,
+        "Ann Buyer",
+    )
 
 
 def test_matching_ignores_case(db):
@@ -46,9 +50,17 @@ def test_records_the_viewer_may_not_read_are_left_out(db, make_user):
 
 def test_people_on_mail_follow_header_order_with_roles(db):
     records.lead(db, addresses=["to@x.example"])
-    email = make_email(db, from_addr="f@x.example", from_name="Fred Flint", to=("to@x.example",), cc=("cc@x.example",))
+    email = make_email(
+        db,
+        from_addr="f@x.example",
+        from_name="Fred Flint",
+        to=("to@x.example",),
+        cc=("cc@x.example",),
+    )
     people = people_on_mail(db, email)
     assert [(p.role, p.address, p.kind) for p in people] == [
-        ("from", "f@x.example", None), ("to", "to@x.example", "Lead"), ("cc", "cc@x.example", None)
+        ("from", "f@x.example", None),
+        ("to", "to@x.example", "Lead"),
+        ("cc", "cc@x.example", None),
     ]
     assert people[0].first_last == ("Fred", "Flint")

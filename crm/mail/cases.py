@@ -56,7 +56,9 @@ def create_case_for(session: Session, email: Email, account) -> Case:
     contact_id, lead_id = sender_person(session, email)
     case.contact_id, case.lead_id = contact_id, lead_id
     # The account comes from the contact; else from what the address rule linked the mail to.
-    case.account_id = session.get(Contact, contact_id).account_id if contact_id else email.account_id
+    case.account_id = (
+        session.get(Contact, contact_id).account_id if contact_id else email.account_id
+    )
     session.flush()
     copy_attachments(session, email, "Case", case.id)
     linking.set_parent(session, email, "Case", case.id, "case-created")
@@ -66,7 +68,9 @@ def create_case_for(session: Session, email: Email, account) -> Case:
 def new_case(session: Session, email: Email) -> Case:
     """A Case named from the subject, described by the plain body (flushed)."""
     name = (email.subject or "").strip() or "(no subject)"
-    case = Case(number=next_case_number(session), name=name[:255], description=email.body_text or "")
+    case = Case(
+        number=next_case_number(session), name=name[:255], description=email.body_text or ""
+    )
     session.add(case)
     session.flush()
     return case
@@ -84,10 +88,16 @@ def copy_attachments(session: Session, email: Email, parent_type: str, parent_id
             continue
         session.add(
             Attachment(
-                email_id=None, position=att.position, filename=att.filename,
-                content_type=att.content_type, size=att.size, sha256=att.sha256,
-                content_id=att.content_id, is_inline=att.is_inline,
-                parent_type=parent_type, parent_id=parent_id,
+                email_id=None,
+                position=att.position,
+                filename=att.filename,
+                content_type=att.content_type,
+                size=att.size,
+                sha256=att.sha256,
+                content_id=att.content_id,
+                is_inline=att.is_inline,
+                parent_type=parent_type,
+                parent_id=parent_id,
             )
         )
     session.flush()
@@ -165,4 +175,3 @@ def sender_person(session: Session, email: Email) -> tuple[int | None, int | Non
         if lead is not None and not lead.is_converted:
             return None, lead.id
     return None, None
-

@@ -40,7 +40,11 @@ RULE_LABELS = {
     "case-created": "linked to the case created from this mail",
 }
 CASE_NUMBER_RE = re.compile(r"\[#(\d{1,9})\]")
-_ADDRESS_RULES = (("from", "sender-address"), ("reply_to", "reply-to-address"), ("to", "recipient-address"))
+_ADDRESS_RULES = (
+    ("from", "sender-address"),
+    ("reply_to", "reply-to-address"),
+    ("to", "recipient-address"),
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ class Link:
     rule: str  # one of RULE_LABELS
 
 
-def find_parent(session: Session, email: Email, mail=None, account=None, key: str | None = None) -> Link | None:
+def find_parent(
+    session: Session, email: Email, mail=None, account=None, key: str | None = None
+) -> Link | None:
     """The record an incoming mail belongs to, by the first rule that finds one.
 
     `key` is the app secret; by default the one Services put in the session's info ("" turns
@@ -97,7 +103,11 @@ def account_of(session: Session, record) -> int | None:
     if record.entity_type == "Task":
         parent_model = RECORD_TYPES.get(record.parent_type or "")
         parent = session.get(parent_model, record.parent_id) if parent_model else None
-        return account_of(session, parent) if parent is not None and parent.entity_type != "Task" else None
+        return (
+            account_of(session, parent)
+            if parent is not None and parent.entity_type != "Task"
+            else None
+        )
     if isinstance(record, Lead):
         return record.converted_account_id
     return getattr(record, "account_id", None)
@@ -119,7 +129,11 @@ def _by_replied_mail(session: Session, email: Email, chain: list[str]) -> Link |
     )
     replied = {m.identity: m for m in session.scalars(stmt)}
     for ref in chain:
-        if ref in replied and (link := make_link(session, replied[ref].parent_type, replied[ref].parent_id, "replied-mail")):
+        if ref in replied and (
+            link := make_link(
+                session, replied[ref].parent_type, replied[ref].parent_id, "replied-mail"
+            )
+        ):
             return link
     return None
 
@@ -162,8 +176,20 @@ def _first_address_per_role(session: Session, email: Email) -> list[tuple[str, s
     for recipient in sorted(email.recipients, key=lambda r: r.position):
         by_role.setdefault(recipient.role, recipient.address_id)
     ids = [by_role[role] for role, _ in _ADDRESS_RULES if role in by_role]
-    lowers = dict(session.execute(select(EmailAddress.id, EmailAddress.lower).where(EmailAddress.id.in_(ids))).all()) if ids else {}
-    return [(rule, lowers[by_role[role]]) for role, rule in _ADDRESS_RULES if by_role.get(role) in lowers]
+    lowers = (
+        dict(
+            session.execute(
+                select(EmailAddress.id, EmailAddress.lower).where(EmailAddress.id.in_(ids))
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    return [
+        (rule, lowers[by_role[role]])
+        for role, rule in _ADDRESS_RULES
+        if by_role.get(role) in lowers
+    ]
 
 
 def _holders_by_address(session: Session, lowers: list[str]) -> dict[str, dict[str, list[int]]]:
@@ -177,12 +203,18 @@ def _holders_by_address(session: Session, lowers: list[str]) -> dict[str, dict[s
     return found
 
 
-def _record_for_address(session: Session, held: dict[str, list[int]], b2c: bool) -> tuple[str, int] | None:
+def _record_for_address(
+    session: Session, held: dict[str, list[int]], b2c: bool
+) -> tuple[str, int] | None:
     """Contact (its Account in B2B), else Account, else a Lead (a converted one: what it became)."""
     for contact_id in held.get("Contact", []):
         contact = session.get(Contact, contact_id)
         if contact is not None:
-            return ("Account", contact.account_id) if contact.account_id and not b2c else ("Contact", contact.id)
+            return (
+                ("Account", contact.account_id)
+                if contact.account_id and not b2c
+                else ("Contact", contact.id)
+            )
     for account_id in held.get("Account", []):
         return "Account", account_id
     for lead_id in held.get("Lead", []):
@@ -210,7 +242,13 @@ def apply_link(session: Session, email: Email, link: Link | None) -> None:
     propagate_to_orphan_replies(session, email)
 
 
-def set_parent(session: Session, email: Email, parent_type: str | None, parent_id: int | None, rule: str = "manual") -> Link | None:
+def set_parent(
+    session: Session,
+    email: Email,
+    parent_type: str | None,
+    parent_id: int | None,
+    rule: str = "manual",
+) -> Link | None:
     """Set (or clear, with None) a mail's parent; replies without a parent get it too."""
     if parent_type is None:
         email.parent_type = email.parent_id = email.account_id = email.link_rule = None
@@ -251,6 +289,7 @@ def replies_of(session: Session, email: Email, direct_only: bool = False) -> lis
         conditions.append(cast(Email.references, Text).like(f"%{needle}%", escape="\\"))
     stmt = select(Email).where(or_(*conditions), Email.id != email.id).order_by(Email.id)
     return [
-        m for m in session.scalars(stmt)
+        m
+        for m in session.scalars(stmt)
         if m.in_reply_to == ident or (not direct_only and ident in (m.references or []))
     ]

@@ -23,9 +23,18 @@ def test_new_mail_opens_a_case_assigned_directly(db, make_user):
     email = make_email(db, subject="Printer on fire", text="It smokes.")
     assert route(db, email, group) == [owner]
     case = only_case(db)
-    assert (case.name, case.description, case.assigned_user_id, case.status) == ("Printer on fire", "It smokes.", owner, "Assigned")
+    assert (case.name, case.description, case.assigned_user_id, case.status) == (
+        "Printer on fire",
+        "It smokes.",
+        owner,
+        "Assigned",
+    )
     assert case.inbound_account_id == group.id and case.number == 1
-    assert (email.parent_type, email.parent_id, email.link_rule) == ("Case", case.id, "case-created")
+    assert (email.parent_type, email.parent_id, email.link_rule) == (
+        "Case",
+        case.id,
+        "case-created",
+    )
 
 
 def test_case_takes_contact_and_its_account_from_the_sender(db):
@@ -45,7 +54,9 @@ def test_case_takes_a_lead_sender(db):
 
 def test_case_copies_attachments_to_the_same_blob(db):
     email = make_email(db)
-    email.attachments.append(Attachment(filename="log.txt", sha256="a" * 64, size=3, content_type="text/plain"))
+    email.attachments.append(
+        Attachment(filename="log.txt", sha256="a" * 64, size=3, content_type="text/plain")
+    )
     db.flush()
     route(db, email, records.group_account(db))
     case = only_case(db)
@@ -94,7 +105,9 @@ def test_round_robin_skips_inactive_members(db, make_user):
 
     a, b = make_user("a"), make_user("b")
     db.get(User, a).is_active = False
-    group = records.group_account(db, distribution="round-robin", team=records.team_of(db, "T", [a, b]))
+    group = records.group_account(
+        db, distribution="round-robin", team=records.team_of(db, "T", [a, b])
+    )
     assert route(db, make_email(db), group) == [b]
 
 
@@ -102,7 +115,9 @@ def test_least_busy_picks_the_member_with_fewest_open_cases(db, make_user):
     a, b = make_user("a"), make_user("b")
     records.case(db, 1, assigned_user_id=a)
     records.case(db, 2, assigned_user_id=b, status="Closed")
-    group = records.group_account(db, distribution="least-busy", team=records.team_of(db, "T", [a, b]))
+    group = records.group_account(
+        db, distribution="least-busy", team=records.team_of(db, "T", [a, b])
+    )
     assert route(db, make_email(db, subject="x"), group) == [b]
     assert route(db, make_email(db, subject="y"), group) == [a]
 
@@ -125,5 +140,9 @@ def test_auto_replies_and_bounces_open_no_case(db):
 
 def test_mail_from_our_own_users_opens_no_case(db, make_user):
     make_user("rep", ["rep@example.com"])
-    route(db, make_email(db, from_addr="rep@example.com", to=("support@example.com",)), records.group_account(db))
+    route(
+        db,
+        make_email(db, from_addr="rep@example.com", to=("support@example.com",)),
+        records.group_account(db),
+    )
     assert db.query(Case).count() == 0

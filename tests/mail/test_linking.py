@@ -21,6 +21,7 @@ def find(db, email, account=None):
 
 # --- rule 1: thread token ---------------------------------------------------------------
 
+
 def test_thread_token_in_in_reply_to_links_its_record(db):
     opp = records.opportunity(db, account=records.account(db))
     email = make_email(db, in_reply_to=token(opp))
@@ -29,7 +30,11 @@ def test_thread_token_in_in_reply_to_links_its_record(db):
 
 def test_thread_token_deep_in_the_references_chain_is_found(db):
     lead = records.lead(db)
-    email = make_email(db, in_reply_to="other@mua.example", references=[token(lead), "a@b.example", "other@mua.example"])
+    email = make_email(
+        db,
+        in_reply_to="other@mua.example",
+        references=[token(lead), "a@b.example", "other@mua.example"],
+    )
     assert find(db, email).rule == "thread-token"
     assert (find(db, email).parent_type, find(db, email).parent_id) == ("Lead", lead.id)
 
@@ -72,6 +77,7 @@ def test_token_of_a_deleted_record_falls_through(db):
 
 # --- rule 2: the replied mail -----------------------------------------------------------
 
+
 def test_reply_takes_the_parent_of_the_mail_it_answers(db):
     case = records.case(db, 5, account=records.account(db))
     make_email(db, message_id="orig@x.example", parent=case)
@@ -83,7 +89,9 @@ def test_nearest_replied_mail_with_a_parent_wins(db):
     old, new = records.lead(db, last="Old"), records.lead(db, last="New")
     make_email(db, message_id="first@x.example", parent=old)
     make_email(db, message_id="second@x.example", parent=new)
-    reply = make_email(db, in_reply_to="second@x.example", references=["first@x.example", "second@x.example"])
+    reply = make_email(
+        db, in_reply_to="second@x.example", references=["first@x.example", "second@x.example"]
+    )
     assert find(db, reply).parent_id == new.id
 
 
@@ -96,6 +104,7 @@ def test_replied_mail_without_parent_falls_through_to_addresses(db):
 
 
 # --- rule 3: case number ----------------------------------------------------------------
+
 
 def test_case_number_links_for_the_group_account_that_made_the_case(db):
     group = records.group_account(db)
@@ -117,6 +126,7 @@ def test_case_number_is_ignored_for_accounts_that_do_not_create_cases(db):
 
 
 # --- rule 4: addresses ------------------------------------------------------------------
+
 
 def test_contact_with_account_links_the_account_in_b2b(db):
     acme = records.account(db)
@@ -140,7 +150,10 @@ def test_contact_wins_over_an_account_and_a_lead_with_the_same_address(db):
     records.lead(db, addresses=["sender@customer.example"])
     records.account(db, name="Other", addresses=["sender@customer.example"])
     ann = records.contact(db, addresses=["sender@customer.example"])
-    assert find(db, make_email(db)).parent_type == "Contact" and find(db, make_email(db)).parent_id == ann.id
+    assert (
+        find(db, make_email(db)).parent_type == "Contact"
+        and find(db, make_email(db)).parent_id == ann.id
+    )
 
 
 def test_account_wins_over_a_lead(db):
@@ -159,10 +172,18 @@ def test_converted_lead_gives_what_it_became(db, b2c, expected):
     settings.put(db, "b2c_mode", b2c)
     acme = records.account(db)
     ann = records.contact(db, account=acme)
-    records.lead(db, addresses=["sender@customer.example"], status="Converted",
-                 converted_contact_id=ann.id, converted_account_id=acme.id)
+    records.lead(
+        db,
+        addresses=["sender@customer.example"],
+        status="Converted",
+        converted_contact_id=ann.id,
+        converted_account_id=acme.id,
+    )
     link = find(db, make_email(db))
-    assert (link.parent_type, link.parent_id) == (expected, acme.id if expected == "Account" else ann.id)
+    assert (link.parent_type, link.parent_id) == (
+        expected,
+        acme.id if expected == "Account" else ann.id,
+    )
 
 
 def test_converted_lead_with_nothing_to_show_for_it_is_not_linked(db):
@@ -196,11 +217,19 @@ def test_unknown_addresses_leave_the_mail_unlinked(db):
 
 # --- setting a parent and replies ---------------------------------------------------------
 
+
 def test_set_parent_by_hand_passes_it_to_replies_without_parent(db):
     acme, other = records.account(db), records.account(db, name="Other")
     root = make_email(db, message_id="root@x.example")
-    child = make_email(db, message_id="child@x.example", in_reply_to="root@x.example", references=["root@x.example"])
-    grandchild = make_email(db, in_reply_to="child@x.example", references=["root@x.example", "child@x.example"])
+    child = make_email(
+        db,
+        message_id="child@x.example",
+        in_reply_to="root@x.example",
+        references=["root@x.example"],
+    )
+    grandchild = make_email(
+        db, in_reply_to="child@x.example", references=["root@x.example", "child@x.example"]
+    )
     linked = make_email(db, in_reply_to="root@x.example", parent=other)
     linking.set_parent(db, root, "Account", acme.id)
     assert (root.parent_id, root.link_rule, root.account_id) == (acme.id, "manual", acme.id)
@@ -213,7 +242,12 @@ def test_clearing_a_parent_removes_the_link(db):
     acme = records.account(db)
     email = make_email(db, parent=acme)
     linking.set_parent(db, email, None, None)
-    assert (email.parent_type, email.parent_id, email.account_id, email.link_rule) == (None, None, None, None)
+    assert (email.parent_type, email.parent_id, email.account_id, email.link_rule) == (
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_set_parent_to_a_missing_record_fails(db):
@@ -223,7 +257,12 @@ def test_set_parent_to_a_missing_record_fails(db):
 
 def test_reply_arriving_before_its_parent_gets_the_parent_later(db):
     lee = records.lead(db)
-    reply = make_email(db, in_reply_to="late@x.example", references=["late@x.example"], from_addr="x@unknown.example")
+    reply = make_email(
+        db,
+        in_reply_to="late@x.example",
+        references=["late@x.example"],
+        from_addr="x@unknown.example",
+    )
     assert find(db, reply) is None
     original = make_email(db, message_id="late@x.example", in_reply_to=token(lee))
     linking.apply_link(db, original, find(db, original))

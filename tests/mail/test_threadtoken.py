@@ -12,7 +12,10 @@ def test_a_token_names_its_parent_record():
 
 def test_every_record_type_round_trips():
     for parent_type in TYPE_CODES:
-        assert parse_token(KEY, make_message_id(KEY, parent_type, 7, "x.example")) == (parent_type, 7)
+        assert parse_token(KEY, make_message_id(KEY, parent_type, 7, "x.example")) == (
+            parent_type,
+            7,
+        )
 
 
 def test_the_normalised_form_stored_by_the_importer_still_parses():
@@ -40,7 +43,13 @@ def test_changing_the_record_type_breaks_the_signature():
 
 
 def test_ordinary_and_malformed_ids_are_not_tokens():
-    for value in (None, "", "abc@example.com", "<crm.a.1.xyz.abc@e.x>", "crm.z.1.0000000000000000.%s@e" % ("0" * 32)):
+    for value in (
+        None,
+        "",
+        "abc@example.com",
+        "<crm.a.1.xyz.abc@e.x>",
+        "crm.z.1.0000000000000000.%s@e" % ("0" * 32),
+    ):
         assert parse_token(KEY, value) is None
 
 

@@ -19,7 +19,9 @@ def account(session, name="Acme", addresses=(), **kw) -> Account:
 
 
 def contact(session, first="Ann", last="Buyer", addresses=(), account=None, **kw) -> Contact:
-    record = Contact(first_name=first, last_name=last, account_id=account.id if account else None, **kw)
+    record = Contact(
+        first_name=first, last_name=last, account_id=account.id if account else None, **kw
+    )
     return _save(session, record, addresses)
 
 
@@ -33,17 +35,30 @@ def opportunity(session, name="Big deal", account=None, **kw) -> Opportunity:
 
 def case(session, number, name="Broken", account=None, inbound=None, **kw) -> Case:
     record = Case(
-        number=number, name=name, account_id=account.id if account else None,
-        inbound_account_id=inbound.id if inbound else None, **kw,
+        number=number,
+        name=name,
+        account_id=account.id if account else None,
+        inbound_account_id=inbound.id if inbound else None,
+        **kw,
     )
     return _save(session, record)
 
 
-def group_account(session, address="support@example.com", user_id=None, distribution="direct",
-                  team=None, create_case=True) -> MailAccount:
+def group_account(
+    session,
+    address="support@example.com",
+    user_id=None,
+    distribution="direct",
+    team=None,
+    create_case=True,
+) -> MailAccount:
     row = MailAccount(
-        is_group=True, user_id=user_id, name="Support", email_address=address,
-        create_case=create_case, case_distribution=distribution,
+        is_group=True,
+        user_id=user_id,
+        name="Support",
+        email_address=address,
+        create_case=create_case,
+        case_distribution=distribution,
         case_team_id=team.id if team else None,
     )
     session.add(row)
