@@ -39,6 +39,7 @@ from crm.models import (
 
 SCOPES = ("inbox", "account", "global")
 CHUNK = 500
+EMPTY_FILTER = "Fill in at least one criterion: an empty filter never matches."
 
 
 class FilterError(ValueError):
@@ -158,7 +159,7 @@ def check_form(session: Session, user: User, form: FilterForm) -> list[str]:
     elif form.action == MOVE and _folder(session, user, form, account) is None:
         errors.append("Choose the folder to move the mail to.")
     if CompiledFilter.of(EmailFilter(**_row_values(form))).is_empty:
-        errors.append("Fill in at least one criterion: an empty filter never matches.")
+        errors.append(EMPTY_FILTER)
     return errors
 
 

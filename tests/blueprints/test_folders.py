@@ -12,7 +12,7 @@ from tests.factories import make_email
 
 
 def folder_names(db, user_id=None):
-    db.expire_all()
+    db.rollback()
     stmt = select(Folder).order_by(Folder.position, Folder.id)
     if user_id is not None:
         stmt = stmt.where(Folder.user_id == user_id)
@@ -99,7 +99,7 @@ def test_admin_creates_edits_and_deletes_group_folders(admin_client, services, d
         htmx=True,
     )
     assert "Front desk" in response.get_data(as_text=True)
-    db.expire_all()
+    db.rollback()
     assert shared.name == "Front desk" and shared.teams == [] and shared.skip_notifications
     admin_client.post(f"/folders/group/{shared.id}/delete")
     assert folder_names(db) == []
@@ -118,14 +118,14 @@ def test_move_mail_answers_303_or_a_mail_changed_trigger(user_client, db, servic
         },
     )
     assert response.status_code == 303 and response.headers["Location"] == "/folders/?x=1"
-    db.expire_all()
+    db.rollback()
     assert {s.folder_id for s in db.scalars(select(EmailUserState))} == {folder_id}
     response = user_client.post(
         "/folders/move", data={"folder": "inbox", "email_id": [str(emails[0])]}, htmx=True
     )
     assert response.status_code == 204
     assert json.loads(response.headers["HX-Trigger"]) == {"mail-changed": {"moved": 1}}
-    db.expire_all()
+    db.rollback()
     assert (
         db.scalars(
             select(EmailUserState.folder_id).where(EmailUserState.email_id == emails[0])

@@ -12,21 +12,21 @@ from crm.models import EmailFilter, MailAccount
 
 
 def mail(**fields) -> ParsedMail:
-    values = dict(
-        identity="m@x",
-        from_=("Sam Sender", "sam@Customer.example"),
-        to=(("Rep", "rep@example.com"),),
-        cc=(("", "boss@example.com"),),
-        subject="Invoice 2024-17 for ACME",
-        text="Hello,\nplease find the invoice attached.\nRegards",
-        html="",
-    )
+    values = {
+        "identity": "m@x",
+        "from_": ("Sam Sender", "sam@Customer.example"),
+        "to": (("Rep", "rep@example.com"),),
+        "cc": (("", "boss@example.com"),),
+        "subject": "Invoice 2024-17 for ACME",
+        "text": "Hello,\nplease find the invoice attached.\nRegards",
+        "html": "",
+    }
     values.update(fields)
     return ParsedMail(**values)
 
 
 def rule(**fields) -> EmailFilter:
-    values = dict(scope="inbox", action="ignore", priority=0, body_any=[], body_all=[])
+    values = {"scope": "inbox", "action": "ignore", "priority": 0, "body_any": [], "body_all": []}
     values.update(fields)
     return EmailFilter(**values)
 
