@@ -94,6 +94,7 @@ class ImapConnection:
         if security not in SECURITY:
             raise ImapError(plain=f"unknown security {security!r}")
         context = ssl_context or ssl.create_default_context()
+        self.box = None
         try:
             if security == "ssl":
                 self.box = _Box(lambda: _SslClient(endpoint, timeout, ssl_context=context))
@@ -103,6 +104,8 @@ class ImapConnection:
                     self._check(self.box.client.starttls(context))
             self.box.login(login, password, initial_folder=None)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a plain ImapError
+            if self.box is not None:
+                self.box.client.shutdown()  # a refused login must not leak the socket
             raise _plain_error(exc) from exc
         self.client = self.box.client
 
@@ -116,7 +119,10 @@ class ImapConnection:
         try:
             self.client.logout()
         except Exception:  # noqa: BLE001 - the connection may already be gone
-            pass
+            try:
+                self.client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
 
     @staticmethod
     def _check(result) -> list:

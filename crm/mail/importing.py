@@ -130,7 +130,7 @@ def parse_bodies(ctx: ImportContext, candidates: list[Candidate], bodies: dict[i
             note = (f"Message is larger than {ctx.max_bytes // (1024 * 1024)} MB: only its "
                     "headers were imported" if cand.header.size > ctx.max_bytes
                     else "The server did not return this message's body: only its headers were imported")
-            cand.raw = cand.header
+            cand.raw = cand.header.header
             cand.mail = dataclasses.replace(cand.headers_only,
                                             problems=(*cand.headers_only.problems, note))
         else:

@@ -130,7 +130,6 @@ class Body:
     attachments: tuple[ParsedAttachment, ...] = ()
     has_delivery_status: bool = False
     notes: list[str] = field(default_factory=list)
-    fell_back: bool = False
 
 
 _DELIVERY_STATUS = {"message/delivery-status", "message/global-delivery-status"}
@@ -145,7 +144,7 @@ _EXTENSIONS = {
 def read_body(raw: bytes) -> Body:
     """Bodies and attachments: the first text/plain and text/html that are not attachments."""
     notes: list[str] = []
-    parts, fell_back = mime.read_parts(raw, notes)
+    parts, _ = mime.read_parts(raw, notes)
     texts: list[str] = []
     htmls: list[str] = []
     attachments: list[ParsedAttachment] = []
@@ -172,7 +171,6 @@ def read_body(raw: bytes) -> Body:
         tuple(attachments),
         any(p.content_type in _DELIVERY_STATUS for p in parts),
         notes,
-        fell_back,
     )
 
 
@@ -208,7 +206,7 @@ def _default_name(part: mime.Part, position: int) -> str:
     return f"part{position}{ext or '.bin'}"
 
 
-_DROPPED = re.compile(r"<(script|style|head|title)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_INVISIBLE = re.compile(r"<!--|<(script|style|title)\b[^<>]*>", re.IGNORECASE)
 _BREAK = re.compile(r"<(?:br|/p|/div|/tr|/li|/h[1-6]|/table|/blockquote)\b[^<>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[!/?]?[A-Za-z][^<>]*>|<!--[^<>]*-->")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
@@ -219,9 +217,24 @@ def html_to_text(html: str) -> str:
     if not html:
         return ""
     html = html[: 5 * 2**20]
-    text = _TAG.sub("", _BREAK.sub("\n", _DROPPED.sub(" ", html)))
+    text = _TAG.sub("", _BREAK.sub("\n", _visible(html)))
     lines = (" ".join(line.split()) for line in html_entities.unescape(text).splitlines())
     return _clean(_BLANK_LINES.sub("\n\n", "\n".join(lines)).strip())
+
+
+def _visible(html: str) -> str:
+    """html without comments, scripts, styles and titles; str.find keeps hostile input linear."""
+    lower = html.lower()
+    kept: list[str] = []
+    pos = 0
+    while m := _INVISIBLE.search(html, pos):
+        kept.append(html[pos : m.start()])
+        closing = "-->" if m.group(1) is None else "</" + m.group(1).lower()
+        end = lower.find(closing, m.end())
+        close = html.find(">", end) if end != -1 else -1
+        pos = close + 1 if close != -1 else len(html)
+    kept.append(html[pos:])
+    return " ".join(kept)
 
 
 # --- assembling ----------------------------------------------------------------------------------

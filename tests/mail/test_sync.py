@@ -15,12 +15,12 @@ def _count(db, model, **where):
     stmt = select(func.count()).select_from(model)
     for key, value in where.items():
         stmt = stmt.where(getattr(model, key) == value)
-    db.expire_all()
+    db.rollback()  # end the read transaction: SQLite would keep showing its snapshot
     return db.scalar(stmt)
 
 
 def _identities(db):
-    db.expire_all()
+    db.rollback()
     return sorted(db.scalars(select(Email.message_id)))
 
 
@@ -167,7 +167,6 @@ def test_uidvalidity_change_relists_without_duplicates_and_keeps_links(services,
     summary = fetch(services, account)
     assert summary.imported == 1
     assert _identities(db) == [f"v{i}@test.example" for i in range(4)]
-    db.expire_all()
     kept = db.scalars(select(Email).where(Email.message_id == "v0@test.example")).one()
     assert (kept.parent_type, kept.parent_id) == ("Account", 42)
     cursor = db.scalars(select(FolderCursor)).one()
@@ -209,7 +208,7 @@ def test_wrong_password_is_recorded_in_plain_words(services, db, make_user, imap
         set_imap_password(s.get(MailAccount, account_id), services.secret_box, "wrong")
     summary = sync_account(services, account_id)
     assert summary.error == "authentication failed"
-    db.expire_all()
+    db.rollback()
     account = db.get(MailAccount, account_id)
     assert account.last_error == "authentication failed" and account.sync_state == "idle"
 

@@ -1,0 +1,32 @@
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_sign_in_and_create_a_contact(live_server, browser, make_user):
+    make_user("rep", ["rep@example.com"])
+    page = browser
+    page.goto(f"{live_server}/login")
+    page.get_by_label("User name").fill("rep")
+    page.get_by_label("Password").fill("password123")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Contacts").click()
+    expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
+    page.get_by_role("link", name="New contact").click()
+    page.get_by_label("First name").fill("Grace")
+    page.get_by_label("Last name").fill("Hopper")
+    page.get_by_label("E-mail addresses").fill("grace@navy.example")
+    page.get_by_role("button", name="Create contact").click()
+    expect(page.get_by_role("heading", name="Grace Hopper")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/records/contacts/\d+$"))
+    page.get_by_role("link", name="Contacts", exact=True).first.click()
+    expect(page.locator("#rows")).to_contain_text("Grace Hopper")
+    expect(page.locator("#rows")).to_contain_text("grace@navy.example")
+    # Active search narrows the list without a page load.
+    page.get_by_role("searchbox").fill("nobody-matches")
+    expect(page.locator("#rows")).to_contain_text("No contacts match")
+    page.get_by_role("searchbox").fill("hopper")
+    expect(page.locator("#rows")).to_contain_text("Grace Hopper")

@@ -1,0 +1,59 @@
+"""Jobs run by a real RQ worker (burst mode) against Redis, Dovecot and the test database."""
+
+from __future__ import annotations
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import func, select
+
+from crm.models import Email
+from tests.support.mailboxes import make_account, raw_message
+from workers import jobs
+from workers.queue import mail_queue
+
+
+@pytest.fixture
+def worker_services(services, monkeypatch):
+    """The worker builds its services from the environment; point it at the test's."""
+    monkeypatch.setattr(jobs, "_services", services)
+    return services
+
+
+def _drain(redis):
+    queue = mail_queue(redis)
+    worker = SimpleWorker([queue], connection=redis, serializer=queue.serializer)
+    worker.work(burst=True, max_jobs=100)
+
+
+def test_dispatch_enqueues_one_fetch_per_active_account_and_never_twice(worker_services, redis, make_user, imap_server):
+    uid = make_user("rep", ["rep@example.com"])
+    make_account(worker_services, uid, imap_server, imap_server.new_user())
+    make_account(worker_services, uid, imap_server, imap_server.new_user(), is_active=False)
+    assert jobs.dispatch_fetches() == 1
+    assert jobs.dispatch_fetches() == 0  # still queued
+    assert len(mail_queue(redis)) == 1
+
+
+def test_fetch_job_imports_and_continues_in_a_new_job(worker_services, redis, db, make_user, imap_server, monkeypatch):
+    uid = make_user("rep", ["rep@example.com"])
+    box = imap_server.new_user()
+    imap_server.append_many(box, [raw_message(message_id=f"<j{i}@test.example>") for i in range(5)])
+    account = make_account(worker_services, uid, imap_server, box)
+    monkeypatch.setattr(jobs, "JOB_BUDGET", jobs.Budget(batch_size=2, max_batches=1))
+    jobs.dispatch_fetches()
+    _drain(redis)
+    assert db.scalar(select(func.count()).select_from(Email)) == 5
+    assert account
+
+
+def test_a_failing_account_does_not_stop_the_others(worker_services, redis, db, make_user, imap_server):
+    from tests.support.dovecot import free_port
+
+    uid = make_user("rep", ["rep@example.com"])
+    make_account(worker_services, uid, imap_server, "nobody", imap_port=free_port())
+    box = imap_server.new_user()
+    imap_server.append(box, raw_message(message_id="<ok@test.example>"))
+    make_account(worker_services, uid, imap_server, box)
+    jobs.dispatch_fetches()
+    _drain(redis)
+    assert list(db.scalars(select(Email.message_id))) == ["ok@test.example"]
