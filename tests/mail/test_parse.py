@@ -4,6 +4,7 @@ fast and the careful reader, plus generated hostile messages. Parsing must never
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from crm.mail import mime
 from crm.mail.parse import (
     ParsedMail,
     header_block,
+    html_to_text,
     identity_for,
     normalise_message_id,
     parse,
@@ -352,3 +354,18 @@ def test_dates_become_naive_utc():
 
 def test_snippet_collapses_whitespace():
     assert snippet("a\n\n  b\tc", 4) == "a b "
+
+
+def test_html_to_text_drops_comments_scripts_and_styles():
+    html = (
+        "<html><head><title>T</title><style>p{}</style><!--[if mso]><xml><o:x>96</o:x></xml>"
+        "<![endif]--></head><body><p>Hi &amp; bye</p><script>x</script><div>Two</div></body></html>"
+    )
+    assert html_to_text(html) == "Hi & bye\nTwo"
+
+
+@pytest.mark.parametrize("chunk", ["<style>", "<!--", "<script><script>", "<a "])
+def test_html_to_text_stays_linear_on_unclosed_tags(chunk):
+    started = time.perf_counter()
+    html_to_text(chunk * 200_000)
+    assert time.perf_counter() - started < 2
