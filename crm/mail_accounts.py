@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import settings
@@ -14,7 +14,7 @@ from crm.db import utcnow
 from crm.mail.errors import MailError
 from crm.mail.hosts import parse_allowlist, resolve
 from crm.mail.imap import SECURITY, ImapConnection
-from crm.models import FolderCursor, MailAccount, Team, User
+from crm.models import EmailLocation, FolderCursor, MailAccount, Team, User
 from crm.notifications import notify
 from crm.secrets import SecretBox
 
@@ -164,3 +164,40 @@ def reset_fetch_state(session: Session, account: MailAccount, folder: str, since
         session.delete(cursor)
     session.flush()
     session.add(FolderCursor(mail_account_id=account.id, folder=folder, since=since))
+
+
+# --- editing ----------------------------------------------------------------------------
+
+# Fields a form may change directly; the password and teams go through their own paths.
+EDITABLE = ("name", "email_address", "imap_host", "imap_port", "imap_security", "imap_login",
+            "monitored_folders", "fetch_since", "target_folder_id", "is_active", "user_id",
+            "add_all_team_users", "create_case", "case_distribution", "case_team_id")
+# Changing any of these points the account at another mailbox.
+ENDPOINT = ("imap_host", "imap_port", "imap_login")
+
+
+def update_account(session: Session, box: SecretBox, account: MailAccount, *, password: str = "",
+                   team_ids: list[int] | None = None, **changes) -> None:
+    """Apply edited fields; an empty password keeps the stored one."""
+    if changes.get("imap_security", account.imap_security) not in SECURITY:
+        raise AccountError(f"security must be one of {', '.join(SECURITY)}")
+    if "@" not in changes.get("email_address", account.email_address):
+        raise AccountError("an e-mail address is required")
+    moved = any(k in changes and changes[k] != getattr(account, k) for k in ENDPOINT)
+    for key, value in changes.items():
+        if key not in EDITABLE:
+            raise AccountError(f"unknown field {key}")
+        setattr(account, key, value)
+    if password:
+        set_imap_password(account, box, password)
+    if team_ids is not None:
+        account.teams = [t for t in (session.get(Team, i) for i in team_ids) if t is not None]
+    if moved and account.id is not None:
+        _forget_mailbox(session, account)
+
+
+def _forget_mailbox(session: Session, account: MailAccount) -> None:
+    # UIDs of the old mailbox mean nothing on the new one; identity dedupe finds stored mail.
+    session.execute(delete(EmailLocation).where(EmailLocation.mail_account_id == account.id))
+    account.cursors.clear()
+    session.flush()

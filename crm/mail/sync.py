@@ -200,6 +200,8 @@ def _import_batch(loop: _Loop, folder: str, uidvalidity: int, uids: list[int],
         cursor.last_uid = max(cursor.last_uid, max(uids))
     else:
         cursor.backfill_below = min(uids)
+        # Live "how far behind" for the status panel, committed with the batch.
+        cursor.pending = max(cursor.pending - len(uids), 0)
     cursor.imported += result.imported
     _count(loop, result)
     heartbeat(session, ctx.account.id)

@@ -1,0 +1,352 @@
+"""Mail accounts as their owners see them: scoped lookups, the account form's input, the
+server's folder list for "Test connection", and the status panel (how far behind, progress,
+time left).
+
+Who sees what: a user sees their own personal accounts; admins see every account, and only
+admins see group (shared) accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm import folders
+from crm.db import utcnow
+from crm.mail.hosts import resolve
+from crm.mail.imap import SECURITY, ImapConnection
+from crm.mail_accounts import (
+    STALE_CLAIM,
+    AccountError,
+    create_account,
+    reset_fetch_state,
+    update_account,
+)
+from crm.models import FolderCursor, MailAccount, SyncRun, Team, User
+from crm.secrets import SecretBox
+
+DISTRIBUTIONS = ("direct", "round-robin", "least-busy")
+DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+# The stored password is only ever sent to the server (and with the security) it was given for.
+SERVER = ("imap_host", "imap_port", "imap_security")
+
+
+class AccountFormError(ValueError):
+    """Invalid input: `errors` maps a field name to a message for the user."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+def personal_accounts(session: Session, user_id: int) -> list[MailAccount]:
+    stmt = select(MailAccount).where(MailAccount.user_id == user_id, MailAccount.is_group.is_(False))
+    return list(session.scalars(stmt.order_by(MailAccount.name, MailAccount.id)))
+
+
+def other_accounts(session: Session, user: User, group: bool) -> list[MailAccount]:
+    """The admins' view: group accounts, or other users' personal accounts."""
+    if not user.is_admin:
+        return []
+    stmt = select(MailAccount).where(MailAccount.is_group.is_(group))
+    if not group:
+        stmt = stmt.where(MailAccount.user_id != user.id)
+    return list(session.scalars(stmt.order_by(MailAccount.name, MailAccount.id)))
+
+
+def owner_names(session: Session, accounts: list[MailAccount]) -> dict[int, str]:
+    """user id -> user name of the accounts' owners or assigned users."""
+    ids = {a.user_id for a in accounts if a.user_id}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
+
+
+def visible_account(session: Session, user: User, account_id: int) -> MailAccount | None:
+    """The account if the user may see it, else None."""
+    account = session.get(MailAccount, account_id)
+    if account is None or user.is_admin:
+        return account
+    return account if not account.is_group and account.user_id == user.id else None
+
+
+# --- the form ------------------------------------------------------------------------------
+
+
+@dataclass
+class Choices:
+    """What the form offers; submitted ids are checked against these."""
+
+    folders: list = field(default_factory=list)
+    teams: list = field(default_factory=list)
+    users: list = field(default_factory=list)
+
+
+def form_choices(session: Session, owner_id: int | None, group: bool) -> Choices:
+    if not group:
+        return Choices(folders=folders.personal_folders(session, owner_id) if owner_id else [])
+    users = session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.username))
+    return Choices(folders=folders.group_folders(session),
+                   teams=list(session.scalars(select(Team).order_by(Team.name))), users=list(users))
+
+
+def account_data(account: MailAccount) -> dict:
+    """The account as form values (strings), never with its password."""
+    return {
+        "name": account.name, "email": account.email_address, "host": account.imap_host,
+        "port": str(account.imap_port), "security": account.imap_security,
+        "login": account.imap_login, "folders": list(account.monitored_folders or []),
+        "since": account.fetch_since.isoformat() if account.fetch_since else "",
+        "target_folder_id": str(account.target_folder_id or ""),
+        "is_active": account.is_active, "team_ids": [str(t.id) for t in account.teams],
+        "add_all_team_users": account.add_all_team_users, "user_id": str(account.user_id or ""),
+        "create_case": account.create_case, "case_distribution": account.case_distribution,
+        "case_team_id": str(account.case_team_id or ""),
+    }
+
+
+def form_data(form) -> dict:
+    """Submitted values kept for re-rendering the form (the password is dropped)."""
+    data = {k: v for k, v in form.items() if k not in ("password", "csrf_token")}
+    data["folders"] = picked_folders(form)
+    data["team_ids"] = form.getlist("team_ids")
+    for box in ("is_active", "add_all_team_users", "create_case"):
+        data[box] = bool(form.get(box))
+    return data
+
+
+def picked_folders(form) -> list[str]:
+    """Ticked folders plus any typed in "other folders" (comma-separated), in order."""
+    typed = [f.strip() for f in form.get("other_folders", "").split(",")]
+    names = [*form.getlist("folders"), *typed]
+    return list(dict.fromkeys(n for n in names if n)) or ["INBOX"]
+
+
+def connection_values(form: Mapping) -> dict:
+    """Host, port, security and login for connecting; raises AccountFormError."""
+    errors: dict[str, str] = {}
+    host = form.get("host", "").strip()
+    security = form.get("security", "ssl")
+    port_text = form.get("port", "").strip() or str(DEFAULT_PORTS.get(security, 993))
+    if not host:
+        errors["host"] = "enter the IMAP server's host name"
+    if security not in SECURITY:
+        errors["security"] = f"choose one of {', '.join(SECURITY)}"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        errors["port"] = "enter a port between 1 and 65535"
+    if errors:
+        raise AccountFormError(errors)
+    login = form.get("login", "").strip() or form.get("email", "").strip()
+    return {"imap_host": host, "imap_port": int(port_text), "imap_security": security,
+            "imap_login": login}
+
+
+def clean(form, choices: Choices, group: bool) -> dict:
+    """Typed changes from the submitted form; raises AccountFormError with every problem."""
+    errors: dict[str, str] = {}
+    try:
+        values = connection_values(form)
+    except AccountFormError as exc:
+        values, errors = {}, dict(exc.errors)
+    email = form.get("email", "").strip()
+    if "@" not in email:
+        errors["email"] = "enter the account's e-mail address"
+    values.update(name=form.get("name", "").strip() or email, email_address=email,
+                  monitored_folders=picked_folders(form), is_active=bool(form.get("is_active")))
+    values["fetch_since"] = _date(form.get("since", ""), errors)
+    values["target_folder_id"] = _pick(form.get("target_folder_id"), choices.folders, "target_folder_id", errors)
+    if group:
+        values.update(_group_values(form, choices, errors))
+    if errors:
+        raise AccountFormError(errors)
+    return values
+
+
+def _group_values(form, choices: Choices, errors: dict) -> dict:
+    distribution = form.get("case_distribution", "direct")
+    if distribution not in DISTRIBUTIONS:
+        errors["case_distribution"] = f"choose one of {', '.join(DISTRIBUTIONS)}"
+    team_ids = {t.id for t in choices.teams}
+    return {
+        "team_ids": [int(t) for t in form.getlist("team_ids") if t.isdigit() and int(t) in team_ids],
+        "add_all_team_users": bool(form.get("add_all_team_users")),
+        "user_id": _pick(form.get("user_id"), choices.users, "user_id", errors),
+        "create_case": bool(form.get("create_case")),
+        "case_distribution": distribution,
+        "case_team_id": _pick(form.get("case_team_id"), choices.teams, "case_team_id", errors),
+    }
+
+
+def _date(text: str, errors: dict) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        errors["since"] = "enter a date as YYYY-MM-DD"
+        return None
+
+
+def _pick(raw: str | None, options: list, name: str, errors: dict) -> int | None:
+    """An id chosen from `options`, or None for "none"."""
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) not in {o.id for o in options}:
+        errors[name] = "choose one of the offered entries"
+        return None
+    return int(raw)
+
+
+def save_account(session: Session, box: SecretBox, values: dict, password: str, *,
+                 account: MailAccount | None = None, owner_id: int | None = None,
+                 group: bool = False) -> MailAccount:
+    """Create (with `owner_id`) or update an account from cleaned values; AccountError on refusal."""
+    values = dict(values)
+    team_ids = values.pop("team_ids", None)
+    if account is not None and not password and _moved(account, values):
+        raise AccountError("enter the password again when you change the host, port or security")
+    if account is None:
+        if not password:
+            raise AccountError("enter the account's password")
+        account = create_account(
+            session, box, user_id=values.pop("user_id", owner_id), is_group=group,
+            email=values.pop("email_address"), host=values.pop("imap_host"),
+            port=values.pop("imap_port"), security=values.pop("imap_security"),
+            login=values.pop("imap_login"), password=password, name=values.pop("name"),
+            folders=values.pop("monitored_folders"), since=values.pop("fetch_since"),
+            team_ids=team_ids or [])
+        password, team_ids = "", None
+    update_account(session, box, account, password=password, team_ids=team_ids, **values)
+    session.flush()
+    return account
+
+
+def _moved(account: MailAccount, values: Mapping) -> bool:
+    """Whether the values point elsewhere: the stored password must not follow unasked."""
+    return any(values.get(k, getattr(account, k)) != getattr(account, k) for k in SERVER)
+
+
+def same_server(account: MailAccount, form: Mapping) -> bool:
+    """Whether the submitted host, port and security are the stored ones."""
+    try:
+        return not _moved(account, connection_values(form))
+    except AccountFormError:
+        return False
+
+
+def server_folders(values: dict, password: str, allowlist: set[str], timeout: float = 20) -> list[str]:
+    """Log in with the form's values and list the server's folders; raises MailError."""
+    endpoint = resolve(values["imap_host"], values["imap_port"], allowlist)
+    with ImapConnection(endpoint, values["imap_security"], values["imap_login"], password,
+                        timeout=timeout) as conn:
+        return sorted(conn.folders(), key=lambda name: (name.upper() != "INBOX", name.lower()))
+
+
+def looks_like_sent(folder: str) -> bool:
+    """Folder names servers commonly use for sent mail (for the form's hint)."""
+    leaf = folder.replace("/", ".").split(".")[-1].lower()
+    return leaf in ("sent", "sent items", "sent mail", "sent messages", "gesendet", "envoyés")
+
+
+def reset_folder(session: Session, account: MailAccount, folder: str, since_text: str) -> str:
+    """Re-read one folder from a new date (no duplicates: identity dedupe); AccountError if not now."""
+    known = set(account.monitored_folders or []) | {c.folder for c in account.cursors}
+    if folder not in known:
+        raise AccountError("choose one of the account's folders")
+    errors: dict[str, str] = {}
+    since = _date(since_text, errors)
+    if since is None:
+        raise AccountError("enter the date to read the folder from (YYYY-MM-DD)")
+    if is_syncing(account):
+        raise AccountError("a fetch is running; reset the folder when it has finished")
+    reset_fetch_state(session, account, folder, since)
+    return folder
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The latest sync run, with the estimate of time left."""
+
+    run: SyncRun
+    remaining: int
+    seconds_left: float | None
+
+
+@dataclass(frozen=True)
+class Status:
+    account: MailAccount
+    syncing: bool
+    queued: bool
+    behind: int
+    cursors: list[FolderCursor]
+    progress: Progress | None
+    imported: int
+
+    @property
+    def active(self) -> bool:
+        """A sync is running or waiting: the panel keeps polling."""
+        return self.syncing or self.queued
+
+
+def is_syncing(account: MailAccount, now: datetime | None = None) -> bool:
+    """A live claim: a claim older than STALE_CLAIM belongs to a killed worker."""
+    now = now or utcnow()
+    claimed = account.sync_claimed_at
+    return account.sync_state == "running" and claimed is not None and now - claimed < STALE_CLAIM
+
+
+def account_status(session: Session, account: MailAccount, queued: bool = False,
+                   now: datetime | None = None) -> Status:
+    cursors = sorted(account.cursors, key=lambda c: (c.folder.upper() != "INBOX", c.folder.lower()))
+    behind = sum(c.pending for c in cursors)
+    syncing = is_syncing(account, now)
+    run = session.scalars(select(SyncRun).where(SyncRun.mail_account_id == account.id)
+                          .order_by(SyncRun.id.desc()).limit(1)).first()
+    progress = None
+    if run is not None:
+        remaining = behind if run.state == "running" else max(run.remaining, behind)
+        progress = Progress(run, remaining, time_left(remaining, run.rate))
+    return Status(account, syncing, queued, behind, cursors, progress,
+                  sum(c.imported for c in cursors))
+
+
+def time_left(remaining: int, rate: float) -> float | None:
+    """Seconds to fetch what is left at the last measured rate (messages per second)."""
+    if remaining <= 0:
+        return 0.0
+    if not rate or rate <= 0:
+        return None
+    return remaining / rate
+
+
+def plain_duration(seconds: float | None) -> str:
+    """"about 3 minutes" and the like; "unknown" without a rate yet."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    hours = seconds / 3600
+    return f"about {hours:.1f} hours" if hours < 48 else f"about {round(hours / 24)} days"
+
+
+def since_text(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in plain words ("never" when unset)."""
+    if moment is None:
+        return "never"
+    delta = (now or utcnow()) - moment
+    if delta < timedelta(minutes=1):
+        return "just now"
+    return plain_duration(delta.total_seconds()).replace("about ", "") + " ago"

@@ -1,0 +1,234 @@
+"""Mail accounts: personal accounts for everyone, group accounts for admins, "Test connection",
+and the status panel with "Fetch now" and "Reset fetch state"."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+from redis.exceptions import RedisError
+
+from crm import account_status as accounts
+from crm.blueprints.auth import admin_required
+from crm.mail.errors import MailError
+from crm.mail_accounts import AccountError, host_allowlist, imap_password
+from crm.web import db, fragment, get_or_404, is_htmx, page, services, stop_polling, wants_fragment
+from workers.jobs import enqueue_fetch, fetch_job_id
+from workers.queue import is_pending, mail_queue
+
+bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+
+@bp.context_processor
+def _helpers():
+    return {"ago": accounts.since_text, "duration": accounts.plain_duration,
+            "looks_like_sent": accounts.looks_like_sent}
+
+
+def _account(account_id: int):
+    return get_or_404(accounts.visible_account(db(), current_user, account_id))
+
+
+def _invalid_status() -> int:
+    # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
+    return 200 if is_htmx() else 422
+
+
+@bp.get("/")
+@login_required
+def index():
+    session = db()
+    groups = accounts.other_accounts(session, current_user, group=True)
+    others = accounts.other_accounts(session, current_user, group=False)
+    return page("accounts/index.html", mine=accounts.personal_accounts(session, current_user.id),
+                groups=groups, others=others, owners=accounts.owner_names(session, groups + others))
+
+
+# --- create and edit ----------------------------------------------------------------------
+
+
+def _form(account, group: bool, data: dict, errors=None, error=None, server=None, status=200):
+    owner = account.user_id if account else current_user.id
+    choices = accounts.form_choices(db(), owner, group)
+    return page("accounts/form.html", status, account=account, group=group, data=data,
+                choices=choices, errors=errors or {}, error=error, server=server or {})
+
+
+def _save(account, group: bool):
+    form, session = request.form, db()
+    owner = account.user_id if account else current_user.id
+    try:
+        values = accounts.clean(form, accounts.form_choices(session, owner, group), group)
+        saved = accounts.save_account(session, services().secret_box, values, form.get("password", ""),
+                                      account=account, owner_id=current_user.id, group=group)
+    except accounts.AccountFormError as exc:
+        session.rollback()
+        return _form(account, group, accounts.form_data(form), errors=exc.errors, status=_invalid_status())
+    except AccountError as exc:
+        session.rollback()
+        return _form(account, group, accounts.form_data(form), error=str(exc), status=_invalid_status())
+    session.commit()
+    flash(f"Mail account {saved.name} saved.", "info")
+    return redirect(url_for("accounts.show", account_id=saved.id), 303)
+
+
+@bp.get("/new")
+@login_required
+def new():
+    return _form(None, False, {"folders": ["INBOX"], "security": "ssl", "port": "993", "is_active": True})
+
+
+@bp.post("/new")
+@login_required
+def create():
+    return _save(None, group=False)
+
+
+@bp.get("/group/new")
+@admin_required
+def new_group():
+    return _form(None, True, {"folders": ["INBOX"], "security": "ssl", "port": "993", "is_active": True,
+                              "case_distribution": "direct"})
+
+
+@bp.post("/group/new")
+@admin_required
+def create_group():
+    return _save(None, group=True)
+
+
+@bp.get("/<int:account_id>/edit")
+@login_required
+def edit(account_id: int):
+    account = _account(account_id)
+    return _form(account, account.is_group, accounts.account_data(account))
+
+
+@bp.post("/<int:account_id>/edit")
+@login_required
+def update(account_id: int):
+    account = _account(account_id)
+    return _save(account, account.is_group)
+
+
+@bp.post("/<int:account_id>/delete")
+@login_required
+def delete(account_id: int):
+    account = _account(account_id)
+    db().delete(account)
+    db().commit()
+    flash(f"Mail account {account.name} deleted; its imported mail stays.", "info")
+    return redirect(url_for("accounts.index"), 303)
+
+
+# --- test connection -----------------------------------------------------------------------
+
+
+@bp.post("/test")
+@login_required
+def test_connection():
+    group = request.form.get("group") == "1"
+    if group and not current_user.is_admin:
+        abort(404)
+    return _test(None, group, request.form.get("password", ""))
+
+
+@bp.post("/<int:account_id>/test")
+@login_required
+def test_saved(account_id: int):
+    account = _account(account_id)
+    password = request.form.get("password", "")
+    if not password and accounts.same_server(account, request.form):
+        password = imap_password(account, services().secret_box)
+    return _test(account, account.is_group, password)
+
+
+def _test(account, group: bool, password: str):
+    """The server's folders for picking, or the problem in plain words; never the password."""
+    form = request.form
+    server = {"folders": None, "error": None}
+    try:
+        values = accounts.connection_values(form)
+        allowlist = host_allowlist(db(), services().config.mail_host_allowlist)
+        server["folders"] = accounts.server_folders(values, password, allowlist)
+    except accounts.AccountFormError as exc:
+        server["error"] = "; ".join(exc.errors.values())
+    except MailError as exc:
+        server["error"] = exc.plain
+    if wants_fragment():
+        return fragment("accounts/_folders.html", data=accounts.form_data(form), server=server)
+    return _form(account, group, accounts.form_data(form), server=server)
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def _queue():
+    return mail_queue(services().redis, services().config.queue_name)
+
+
+def _queued(account_id: int) -> bool:
+    job_id = fetch_job_id(account_id)
+    try:
+        redis = services().redis
+        return is_pending(redis, job_id) or is_pending(redis, job_id + "-next")
+    except RedisError:
+        return False
+
+
+def _status(account, notice: str | None = None, error: bool = False):
+    status = accounts.account_status(db(), account, queued=_queued(account.id))
+    return {"status": status, "account": account, "notice": notice, "notice_error": error}
+
+
+@bp.get("/<int:account_id>")
+@login_required
+def show(account_id: int):
+    return page("accounts/show.html", **_status(_account(account_id)))
+
+
+@bp.get("/<int:account_id>/status")
+@login_required
+def status(account_id: int):
+    """The self-polling panel; 286 (stop polling) once nothing runs or waits."""
+    account = _account(account_id)
+    if not wants_fragment():
+        return redirect(url_for("accounts.show", account_id=account.id))
+    context = _status(account)
+    response = fragment("accounts/_status.html", **context)
+    return response if context["status"].active else stop_polling(response)
+
+
+def _after_action(account, notice: str, error: bool = False):
+    if wants_fragment():
+        return fragment("accounts/_status.html", **_status(account, notice, error))
+    flash(notice, "error" if error else "info")
+    return redirect(url_for("accounts.show", account_id=account.id), 303)
+
+
+@bp.post("/<int:account_id>/fetch")
+@login_required
+def fetch_now(account_id: int):
+    account = _account(account_id)
+    if account.fetch_since is None and not account.cursors:
+        return _after_action(account, "Set a 'fetch since' date before the first fetch.", True)
+    try:
+        queued = enqueue_fetch(_queue(), account.id)
+    except RedisError:
+        return _after_action(account, "The background queue (Redis) is not reachable, so the "
+                                      "fetch could not start. Please try again later.", True)
+    return _after_action(account, "Fetch queued." if queued else "A fetch is already waiting or running.")
+
+
+@bp.post("/<int:account_id>/reset")
+@login_required
+def reset(account_id: int):
+    account = _account(account_id)
+    form = request.form
+    try:
+        folder = accounts.reset_folder(db(), account, form.get("folder", ""), form.get("since", ""))
+    except AccountError as exc:
+        db().rollback()
+        return _after_action(account, str(exc), True)
+    db().commit()
+    return _after_action(account, f"{folder} will be read again from {form.get('since')} at the "
+                                  "next fetch; mail already here is not duplicated.")
