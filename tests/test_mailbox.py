@@ -90,7 +90,7 @@ def test_unread_counts_per_folder(db, users):
     make_email(db, users=[rep.id], is_read=True)
     make_email(db, users=[rep.id], folder_id=folder.id)
     make_email(db, users=[rep.id], folder_id=folder.id, is_important=True)
-    counts = dict((v.key, n) for v, n in mailbox.pane(db, rep))
+    counts = {v.key: n for v, n in mailbox.pane(db, rep)}
     assert counts["inbox"] == 1
     assert counts[str(folder.id)] == 2
     assert counts["important"] == 1
