@@ -1,0 +1,220 @@
+"""Reading a mail: marking read, safe bodies, images, attachments, original, actions."""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from crm import settings
+from crm.models import Attachment, Email, EmailUserState, User
+from tests.factories import make_email
+
+
+@pytest.fixture
+def rep(services, user_client):
+    with services.session() as session:
+        return SimpleNamespace(id=session.scalar(select(User.id).where(User.username == "rep")))
+
+
+def state(db, user_id, email_id):
+    db.rollback()
+    return db.scalar(
+        select(EmailUserState).where(EmailUserState.user_id == user_id, EmailUserState.email_id == email_id)
+    )
+
+
+def srcdoc(page: str) -> str:
+    return htmllib.unescape(re.search(r'srcdoc="([^"]*)"', page).group(1))
+
+
+def test_opening_marks_read_for_the_reader_only(user_client, db, rep, make_user):
+    other = make_user("other", ["other@example.com"])
+    mail = make_email(db, users=[rep.id, other], subject="Status report").id
+    db.commit()
+    response = user_client.get(f"/mail/{mail}")
+    assert response.status_code == 200 and "Status report" in response.get_data(as_text=True)
+    assert state(db, rep.id, mail).is_read
+    assert not state(db, other, mail).is_read
+
+
+def test_mail_without_a_state_row_is_404_but_admins_read_it(user_client, admin_client, db, make_user):
+    other = make_user("other", ["other@example.com"])
+    mail = make_email(db, users=[other]).id
+    db.commit()
+    assert admin_client.get(f"/mail/{mail}").status_code == 200
+    assert admin_client.get("/mail/999999").status_code == 404
+
+
+def test_someone_elses_mail_and_its_files_are_404(user_client, db, make_user, services):
+    other = make_user("other", ["other@example.com"])
+    mail = make_email(db, users=[other])
+    sha = services.blobs.put(b"secret")
+    mail.raw_sha256 = sha
+    db.add(Attachment(email_id=mail.id, filename="a.txt", content_type="text/plain", sha256=sha))
+    db.commit()
+    att = db.scalar(select(Attachment.id))
+    for url in (f"/mail/{mail.id}", f"/mail/{mail.id}/original", f"/mail/{mail.id}/attachments/{att}"):
+        assert user_client.get(url).status_code == 404
+    assert user_client.post(f"/mail/{mail.id}/action", data={"action": "read"}).status_code == 404
+
+
+def test_page_as_htmx_has_no_layout(user_client, db, rep):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    html = user_client.get(f"/mail/{mail}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in html and 'id="mail"' in html
+
+
+def test_html_body_is_sanitised_inside_a_sandboxed_iframe(user_client, db, rep):
+    body = '<p onclick="steal()">Hi <b>there</b></p><script>steal()</script><a href="javascript:steal()">x</a>'
+    mail = make_email(db, users=[rep.id], html=body).id
+    db.commit()
+    response = user_client.get(f"/mail/{mail}")
+    page = response.get_data(as_text=True)
+    assert '<iframe class="mailbody" title="Message body" sandbox=""' in page
+    doc = srcdoc(page)
+    assert "Content-Security-Policy" in doc and "default-src &#39;none&#39;" in doc
+    assert "<b>there</b>" in doc
+    assert "steal" not in doc
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_remote_images_are_blocked_until_asked_for(user_client, db, rep):
+    mail = make_email(db, users=[rep.id], html='<img src="https://tracker.example/p.gif">').id
+    db.commit()
+    page = user_client.get(f"/mail/{mail}").get_data(as_text=True)
+    assert "tracker.example" not in srcdoc(page)
+    assert "1 remote image blocked" in page and f"/mail/{mail}?images=1" in page
+    shown = user_client.get(f"/mail/{mail}?images=1")
+    assert "https://tracker.example/p.gif" in srcdoc(shown.get_data(as_text=True))
+    assert "https:" in shown.headers["Content-Security-Policy"]
+
+
+def test_always_show_images_from_a_sender(user_client, db, rep):
+    mail = make_email(db, users=[rep.id], html='<img src="https://cdn.example/logo.png">').id
+    later = make_email(db, users=[rep.id], html='<img src="https://cdn.example/other.png">').id
+    db.commit()
+    response = user_client.post(f"/mail/{mail}/trust-sender")
+    assert response.status_code == 303
+    assert "cdn.example/other.png" in srcdoc(user_client.get(f"/mail/{later}").get_data(as_text=True))
+
+
+def test_cid_images_point_at_the_authenticated_attachment(user_client, db, rep, services):
+    mail = make_email(db, users=[rep.id], html='<img src="cid:logo@x">')
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 20
+    att = Attachment(email_id=mail.id, filename="logo.png", content_type="image/png",
+                     sha256=services.blobs.put(png), content_id="logo@x", is_inline=True, size=len(png))
+    db.add(att)
+    db.commit()
+    doc = srcdoc(user_client.get(f"/mail/{mail.id}").get_data(as_text=True))
+    assert f"/mail/{mail.id}/attachments/{att.id}?inline=1" in doc
+    image = user_client.get(f"/mail/{mail.id}/attachments/{att.id}?inline=1")
+    assert image.data == png and image.headers["Content-Type"] == "image/png"
+    assert image.headers["Content-Disposition"].startswith("inline;")
+
+
+def test_attachments_download_with_our_own_type_and_a_safe_name(user_client, db, rep, services):
+    mail = make_email(db, users=[rep.id])
+    att = Attachment(email_id=mail.id, filename='ré"port<script>.html', content_type="text/html",
+                     sha256=services.blobs.put(b"<script>alert(1)</script>"), size=25)
+    db.add(att)
+    db.commit()
+    response = user_client.get(f"/mail/{mail.id}/attachments/{att.id}?inline=1")
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment; filename=\"r__port_script_.html\"")
+    assert "filename*=UTF-8''r%C3%A9%22port%3Cscript%3E.html" in disposition
+
+
+def test_view_original_downloads_the_raw_message(user_client, db, rep, services):
+    mail = make_email(db, users=[rep.id])
+    mail.raw_sha256 = services.blobs.put(b"Subject: hi\r\n\r\nbody")
+    db.commit()
+    response = user_client.get(f"/mail/{mail.id}/original")
+    assert response.data == b"Subject: hi\r\n\r\nbody"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_plain_text_is_escaped_and_linkified(user_client, db, rep):
+    mail = make_email(db, users=[rep.id], text="<b>hi</b> see https://example.com/x").id
+    db.commit()
+    page = user_client.get(f"/mail/{mail}").get_data(as_text=True)
+    assert "&lt;b&gt;hi&lt;/b&gt;" in page
+    assert '<a href="https://example.com/x" rel="noopener noreferrer nofollow"' in page
+
+
+def test_header_shows_badges_problems_people_and_thread(user_client, db, rep):
+    root = make_email(db, users=[rep.id], message_id="root@x.example", subject="Original question")
+    mail = make_email(db, users=[rep.id], in_reply_to="root@x.example", references=["root@x.example"],
+                      cc=("carol@customer.example",), subject="Re: Original question")
+    mail.is_auto_reply = True
+    mail.is_bounce = True
+    mail.problems = ["Unknown charset x-foo; decoded as UTF-8"]
+    db.commit()
+    page = user_client.get(f"/mail/{mail.id}").get_data(as_text=True)
+    for text in ("Auto-reply", "Bounce", "Unknown charset x-foo", "carol@customer.example", "Archived",
+                 "Conversation", f"/mail/{root.id}"):
+        assert text in page
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_actions_on_the_page_and_as_fragment(user_client, db, rep, htmx):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    response = user_client.post(f"/mail/{mail}/action", data={"action": "important"}, htmx=htmx)
+    if htmx:
+        assert response.status_code == 200 and "mail-changed" in response.headers["HX-Trigger"]
+        assert response.get_data(as_text=True).lstrip().startswith('<div id="mail-actions"')
+    else:
+        assert response.status_code == 303 and response.headers["Location"].endswith(f"/mail/{mail}")
+    assert state(db, rep.id, mail).is_important
+    user_client.post(f"/mail/{mail}/action", data={"action": "trash"}, htmx=htmx)
+    assert state(db, rep.id, mail).in_trash
+    user_client.post(f"/mail/{mail}/action", data={"action": "unread"}, htmx=htmx)
+    assert not state(db, rep.id, mail).is_read
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_delete_from_the_mail_page(user_client, db, rep, htmx):
+    settings.put(db, "users_may_delete_mail", True)
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    ask = user_client.post(f"/mail/{mail}/action", data={"action": "delete"}, htmx=htmx)
+    assert "cannot be undone" in ask.get_data(as_text=True)
+    response = user_client.post(f"/mail/{mail}/action", data={"action": "delete", "confirmed": "yes"}, htmx=htmx)
+    if htmx:
+        assert response.headers["HX-Redirect"].endswith("/inbox/")
+    else:
+        assert response.status_code == 303
+    db.rollback()
+    assert db.get(Email, mail) is None
+
+
+def test_delete_refused_without_permission(user_client, db, rep):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    response = user_client.post(f"/mail/{mail}/action", data={"action": "delete", "confirmed": "yes"})
+    assert response.status_code == 403
+
+
+def test_hostile_subject_and_sender_are_escaped(user_client, db, rep):
+    mail = make_email(db, users=[rep.id], subject='<img src=x onerror=alert(1)>',
+                      from_name='"><script>alert(2)</script>').id
+    db.commit()
+    for url in ("/inbox/", f"/mail/{mail}"):
+        page = user_client.get(url).get_data(as_text=True)
+        assert "<img src=x" not in page and "<script>alert(2)" not in page
+
+
+def test_links_panel_is_embedded_when_linking_is_installed(user_client, db, rep, app):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    page = user_client.get(f"/mail/{mail}").get_data(as_text=True)
+    if "linking.email_panel" in app.view_functions:
+        assert f'hx-get="/linking/email/{mail}/panel" hx-trigger="load"' in page
