@@ -8,7 +8,7 @@ from sqlalchemy import select
 from crm import history, settings
 from crm.mail.threadtoken import make_message_id
 from crm.mail_actions import prefill
-from crm.models import Case, Email, EmailUserState, User
+from crm.models import Case, Email, EmailUserState, MailAccount, User
 from tests.support import records
 from tests.support.mailboxes import fetch, make_account, raw_message
 
@@ -146,11 +146,9 @@ def test_case_number_in_the_subject_attaches_to_that_case(services, imap_server,
     case = seed(
         services,
         lambda s: records.case(
-            s, 4711, inbound=s.get(type(s.get(Case, 0) or Case), 0) or None, assigned_user_id=agent
+            s, 4711, inbound=s.get(MailAccount, group[1]), assigned_user_id=agent
         ),
     )
-    with services.session() as s:
-        s.get(Case, case.id).inbound_account_id = group[1]
     deliver(
         services, imap_server, group, subject="Re: [#4711] still broken", from_="x@stranger.example"
     )
