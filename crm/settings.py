@@ -27,15 +27,19 @@ DEFAULTS: dict[str, object] = {
 
 
 def get(session: Session, key: str):
-    """The stored value, or the default."""
-    row = session.get(Setting, key)
-    return DEFAULTS[key] if row is None else row.value
+    """The stored value, or the default; read once per session (an import asks per message)."""
+    cache = session.info.setdefault("settings", {})
+    if key not in cache:
+        row = session.get(Setting, key)
+        cache[key] = DEFAULTS[key] if row is None else row.value
+    return cache[key]
 
 
 def put(session: Session, key: str, value) -> None:
     """Store a value (the caller commits)."""
     if key not in DEFAULTS:
         raise KeyError(key)
+    session.info.setdefault("settings", {})[key] = value
     row = session.get(Setting, key)
     if row is None:
         session.add(Setting(key=key, value=value))

@@ -50,6 +50,7 @@ class ImportContext:
     receivers: set[int]  # users who get every mail of the account
     user_by_address: dict[str, int]  # lower-cased address -> user id
     skip_notify_folders: set[int]
+    filters: filters.FilterSet  # compiled once per sync, inbox filters loaded per user lazily
     now: datetime = field(default_factory=utcnow)
 
 
@@ -62,7 +63,8 @@ def load_context(session: Session, account: MailAccount, blobs: BlobStore, max_b
     )
     user_by_address = dict(rows.all())
     skip = set(session.scalars(select(Folder.id).where(Folder.skip_notifications.is_(True))))
-    return ImportContext(account, blobs, max_bytes, receivers, user_by_address, skip)
+    return ImportContext(account, blobs, max_bytes, receivers, user_by_address, skip,
+                         filters.load_filter_set(session, account))
 
 
 @dataclass
@@ -107,8 +109,7 @@ def plan(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
     kept = []
     for cand in candidates:
         cand.email_id = known.get(cand.identity)
-        if cand.email_id is None and filters.ignored_by_account_or_global(session, ctx.account,
-                                                                           cand.headers_only):
+        if cand.email_id is None and ctx.filters.ignored(cand.headers_only):
             result.skipped += 1
             continue
         kept.append(cand)
@@ -140,8 +141,7 @@ def parse_bodies(ctx: ImportContext, candidates: list[Candidate], bodies: dict[i
 
 def ignored_after_download(session: Session, ctx: ImportContext, candidates: list[Candidate]) -> list[Candidate]:
     """Body criteria of Ignore filters can only be checked once the body is here."""
-    return [c for c in candidates if c.email_id is not None
-            or not filters.ignored_by_account_or_global(session, ctx.account, c.mail)]
+    return [c for c in candidates if c.email_id is not None or not ctx.filters.ignored(c.mail)]
 
 
 def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:
@@ -268,7 +268,9 @@ def _state_for(session, ctx, folder, cand, mail, user_id, outgoing) -> tuple[Ema
     folder_id = None
     if user_id in ctx.receivers and not outgoing:
         folder_id = (ctx.account.folder_map or {}).get(folder) or ctx.account.target_folder_id
-    placement = filters.inbox_placement(session, user_id, mail) if not outgoing else filters.NO_FILTER
+    placement = ctx.filters.inbox_placement(user_id, mail) if not outgoing else filters.NO_FILTER
+    if user_id in ctx.receivers and ctx.account.is_group and not placement.folder_id:
+        folder_id = ctx.filters.account_folder(mail) or folder_id
     seen = "\\Seen" in cand.header.flags
     return EmailUserState(
         email_id=cand.email_id, user_id=user_id,
