@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from crm import filtering, folders
+from crm import filter_preview, filtering, folders
 from crm.filtering import FilterError, FilterForm
 from crm.models import EmailFilter, EmailLocation, EmailUserState, MailAccount, User
 from tests.factories import make_email
@@ -155,9 +155,9 @@ def test_preview_of_an_inbox_filter_shows_my_matching_mail_newest_first(db, peop
     row = filtering.draft_filter(
         db, rep, form(from_pattern="*@SHOP.example", subject_pattern="invoice*")
     )
-    matched, more = filtering.preview(db, row)
+    matched, more = filter_preview.preview(db, row)
     assert [e.id for e in matched] == [new.id, old.id] and not more
-    assert filtering.preview(db, row, limit=1) == ([matched[0]], True)
+    assert filter_preview.preview(db, row, limit=1) == ([matched[0]], True)
 
 
 def test_preview_checks_body_names_and_cc_in_python(db, people):
@@ -166,24 +166,24 @@ def test_preview_checks_body_names_and_cc_in_python(db, people):
     cc = make_email(db, users=[rep.id], cc=("Ünïcode@Example.com",), from_name="Zoë Müller")
     assert [
         e.id
-        for e in filtering.preview(
+        for e in filter_preview.preview(
             db, filtering.draft_filter(db, rep, form(body_all=["please unsubscribe"]))
         )[0]
     ] == [body.id]
     assert [
         e.id
-        for e in filtering.preview(
+        for e in filter_preview.preview(
             db, filtering.draft_filter(db, rep, form(to_pattern="ünïcode@*", include_cc=True))
         )[0]
     ] == [cc.id]
     assert [
         e.id
-        for e in filtering.preview(db, filtering.draft_filter(db, rep, form(from_pattern="ZOË*")))[
-            0
-        ]
+        for e in filter_preview.preview(
+            db, filtering.draft_filter(db, rep, form(from_pattern="ZOË*"))
+        )[0]
     ] == [cc.id]
     assert (
-        filtering.preview(db, filtering.draft_filter(db, rep, form(to_pattern="ünïcode@*")))[0]
+        filter_preview.preview(db, filtering.draft_filter(db, rep, form(to_pattern="ünïcode@*")))[0]
         == []
     )
 
@@ -194,7 +194,9 @@ def test_wildcard_escaping_in_sql_prefilter(db, people):
     hit = make_email(db, users=[rep.id], subject="100% off_now")
     make_email(db, users=[rep.id], subject="1000 offXnow")
     row = filtering.draft_filter(db, rep, form(subject_pattern="100% off_*"))
-    assert len(filtering.preview(db, row)[0]) == 2 and hit in filtering.preview(db, row)[0]
+    assert (
+        len(filter_preview.preview(db, row)[0]) == 2 and hit in filter_preview.preview(db, row)[0]
+    )
 
 
 def test_apply_an_inbox_move_filter_to_existing_mail(db, people):
@@ -207,7 +209,7 @@ def test_apply_an_inbox_move_filter_to_existing_mail(db, people):
         rep,
         form(action="move", folder_id=folder.id, from_pattern="*@shop.example", mark_read=True),
     )
-    assert filtering.apply_to_existing(db, rep, row) == 1
+    assert filter_preview.apply_to_existing(db, rep, row) == 1
     mine = state(db, email, rep)
     assert mine.folder_id == folder.id and mine.is_read
     assert state(db, email, ann).folder_id is None and not state(db, email, ann).is_read
@@ -218,9 +220,9 @@ def test_apply_an_inbox_ignore_filter_trashes_my_copy_only(db, people):
     rep, ann = people["rep"], people["ann"]
     email = make_email(db, users=[rep.id, ann.id], subject="Casino night")
     row = filtering.save_filter(db, rep, form(subject_pattern="*casino*"))
-    assert filtering.apply_to_existing(db, rep, row) == 1
+    assert filter_preview.apply_to_existing(db, rep, row) == 1
     assert state(db, email, rep).in_trash and not state(db, email, ann).in_trash
-    assert filtering.apply_to_existing(db, rep, row) == 0  # Trash is not looked at
+    assert filter_preview.apply_to_existing(db, rep, row) == 0  # Trash is not looked at
 
 
 def test_account_and_global_ignore_filters_trash_everyones_copy(db, people):
@@ -237,11 +239,11 @@ def test_account_and_global_ignore_filters_trash_everyones_copy(db, people):
     row = filtering.save_filter(
         db, rep, form(scope="account", mail_account_id=acc.id, subject_pattern="casino")
     )
-    assert [e.id for e in filtering.preview(db, row)[0]] == [located.id]
-    assert filtering.apply_to_existing(db, rep, row) == 1
+    assert [e.id for e in filter_preview.preview(db, row)[0]] == [located.id]
+    assert filter_preview.apply_to_existing(db, rep, row) == 1
     assert state(db, located, ann).in_trash and not state(db, elsewhere, rep).in_trash
     glob = filtering.save_filter(db, boss, form(scope="global", subject_pattern="casino"))
-    assert filtering.apply_to_existing(db, boss, glob) == 2
+    assert filter_preview.apply_to_existing(db, boss, glob) == 2
     assert state(db, elsewhere, rep).in_trash
 
 
@@ -267,7 +269,7 @@ def test_group_account_move_filter_shares_existing_mail_in_the_group_folder(db, 
             subject_pattern="help*",
         ),
     )
-    assert filtering.apply_to_existing(db, boss, row) == 1
+    assert filter_preview.apply_to_existing(db, boss, row) == 1
     assert state(db, email, rep).folder_id == shared.id
     assert state(db, email, ann).folder_id == shared.id
     assert db.scalars(select(EmailFilter)).all() == [row]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from crm import filtering, folders
+from crm import filter_preview, filtering, folders
 from crm.filtering import FilterForm
 from crm.web import db, fragment, get_or_404, is_htmx, page, trigger, wants_fragment
 
@@ -76,7 +76,7 @@ def delete(filter_id: int):
 
 
 def _preview(row, errors=()):
-    matched, more = filtering.preview(db(), row) if row is not None else ([], False)
+    matched, more = filter_preview.preview(db(), row) if row is not None else ([], False)
     context = {"row": row, "matched": matched, "more": more, "errors": errors}
     if wants_fragment():
         return fragment("filters/_preview.html", **context)
@@ -105,7 +105,7 @@ def preview_draft():
 @login_required
 def apply(filter_id: int):
     row = _editable(filter_id)
-    count = filtering.apply_to_existing(db(), current_user, row)
+    count = filter_preview.apply_to_existing(db(), current_user, row)
     db().commit()
     message = f"The filter was applied to {count} existing mail."
     if is_htmx():
