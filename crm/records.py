@@ -237,3 +237,17 @@ def _related_queries(kind: Kind, record) -> list[tuple[str, object]]:
             )
         )
     return queries
+
+
+def parents_of(session: Session, tasks: list, actor: User) -> dict[tuple[str, int], object]:
+    """The visible records a page of tasks points at, keyed by (type, id); one query per type."""
+    wanted: dict[str, set[int]] = {}
+    for task in tasks:
+        if task.parent_type in PARENT_TYPES and task.parent_id is not None:
+            wanted.setdefault(task.parent_type, set()).add(task.parent_id)
+    found = {}
+    for entity_type, ids in wanted.items():
+        model = KIND_OF_TYPE[entity_type].model
+        for record in session.scalars(visible(select(model).where(model.id.in_(ids)), model, actor)):
+            found[(entity_type, record.id)] = record
+    return found

@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from crm import addressbook, settings, users
+from crm import addressbook, records, settings, users
 from crm.blueprints.auth import admin_required
 from crm.models import Team, User
 from crm.record_forms import split_addresses
@@ -29,7 +29,8 @@ def _invalid_status() -> int:
 @bp.get("/")
 def index():
     found = db().scalars(select(User).order_by(User.username)).all()
-    return page("admin/users.html", users=found)
+    emails = records.primary_addresses(db(), "User", [u.id for u in found])
+    return page("admin/users.html", users=found, emails=emails)
 
 
 def _user_form(user, data, error=None):

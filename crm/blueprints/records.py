@@ -33,7 +33,8 @@ def _listing(slug: str) -> dict:
     found = records.search_records(db(), kind, current_user, q, page_number(request.args.get("page")))
     ids = [r.id for r in found.items]
     emails = records.primary_addresses(db(), kind.entity_type, ids) if kind.has_addresses else {}
-    return {"kind": kind, "q": q, "found": found, "emails": emails}
+    parents = records.parents_of(db(), found.items, current_user) if kind.slug == "tasks" else {}
+    return {"kind": kind, "q": q, "found": found, "emails": emails, "parents": parents}
 
 
 @bp.get("/<kind>/")

@@ -29,7 +29,8 @@ def test_create_user_with_addresses_and_team(admin_client, services):
         "emails": "Bea@Example.com\nbea.smith@example.com", "team_ids": [str(team_id)],
         "is_active": "on"})
     assert response.status_code == 303
-    assert "bea" in admin_client.get("/admin/").get_data(as_text=True)
+    listing = admin_client.get("/admin/").get_data(as_text=True)
+    assert "bea" in listing and "Bea@example.com" in listing
     with services.session() as s:
         user = s.scalars(select(User).where(User.username == "bea")).one()
         assert user.name == "Bea Smith" and user.is_active and not user.is_admin

@@ -211,6 +211,8 @@ def test_task_for_a_record_and_listed_on_it(user_client, services):
     with services.session() as s:
         task = s.scalars(select(Task)).one()
         assert (task.parent_type, task.parent_id) == ("Contact", contact_id)
+    listing = user_client.get("/records/tasks/").get_data(as_text=True)
+    assert f'<a href="/records/contacts/{contact_id}">Lee</a>' in listing
 
 
 def test_convert_lead_creates_contact_and_account(user_client, services):
