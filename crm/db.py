@@ -32,16 +32,15 @@ def make_engine(url: str, **kwargs) -> Engine:
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself
-    # (the documented recipe). WAL lets the web process read while a worker imports.
-    dbapi_conn.isolation_level = None
+    # WAL lets the web process read while a worker imports. pysqlite opens a transaction only
+    # before writes, so reads see the latest commit, as under PostgreSQL's READ COMMITTED; the
+    # price is unreliable SAVEPOINTs, which the app therefore does not use.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -51,7 +50,3 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")

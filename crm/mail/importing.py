@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import addressbook
+from crm import addressbook, folders
 from crm.db import utcnow
 from crm.mail import cases, filters, linking
 from crm.mail.imap import HeaderItem
@@ -177,6 +177,8 @@ def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
     for email in emails:
         _link(session, ctx, email)
     _deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
+    if ctx.account.is_group:
+        _file_in_group_folders(session, ctx, new)
     result.email_ids.extend(e.id for e in emails)
 
 
@@ -251,6 +253,19 @@ def _deliver(session: Session, ctx: ImportContext, folder: str, candidates: list
         notify(session, user_id, "new_mail", text, email_ids=ids[:50], count=len(ids))
 
 
+def _file_in_group_folders(session: Session, ctx: ImportContext, new: list[Candidate]) -> None:
+    """A group account's "Move to group folder" filters share the mail with the folder's teams."""
+    by_folder: dict[int, set[int]] = defaultdict(set)
+    for cand in new:
+        folder_id = ctx.filters.account_folder(cand.mail)
+        if folder_id:
+            by_folder[folder_id].add(cand.email_id)
+    for folder_id, email_ids in by_folder.items():
+        folder = session.get(Folder, folder_id)
+        if folder is not None:
+            folders.file_in_group_folder(session, folder, email_ids)
+
+
 def _recipients(ctx: ImportContext, mail: ParsedMail, extra: set[int]) -> dict[int, bool]:
     """user id -> is the mail outgoing for them (sent from one of their addresses)."""
     sender = ctx.user_by_address.get(mail.from_[1].lower()) if mail.from_ else None
@@ -269,8 +284,6 @@ def _state_for(session, ctx, folder, cand, mail, user_id, outgoing) -> tuple[Ema
     if user_id in ctx.receivers and not outgoing:
         folder_id = (ctx.account.folder_map or {}).get(folder) or ctx.account.target_folder_id
     placement = ctx.filters.inbox_placement(user_id, mail) if not outgoing else filters.NO_FILTER
-    if user_id in ctx.receivers and ctx.account.is_group and not placement.folder_id:
-        folder_id = ctx.filters.account_folder(mail) or folder_id
     seen = "\\Seen" in cand.header.flags
     return EmailUserState(
         email_id=cand.email_id, user_id=user_id,

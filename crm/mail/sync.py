@@ -214,53 +214,54 @@ def _import_batch(loop: _Loop, folder: str, uidvalidity: int, uids: list[int],
 
 
 def _store(loop, folder, uidvalidity, headers, candidates, result) -> None:
-    """Store a batch in one go; if that fails, store it message by message so one bad
-    message (or a race with another account's sync) cannot stop the others."""
+    """Store a batch in one go; if that fails, store it message by message (each committed on
+    its own) so one bad message, or a race with another account's sync, cannot stop the rest.
+    A crash in between is harmless: a rerun finds the stored ones by their location."""
     session = loop.session
     try:
-        with session.begin_nested():
-            importing.store(session, loop.ctx, folder, uidvalidity, candidates, result)
+        importing.store(session, loop.ctx, folder, uidvalidity, candidates, result)
+        session.flush()
     except Exception:  # noqa: BLE001 - fall back to the careful path, logged below
-        log.exception("batch store failed; retrying message by message")
+        log.exception("batch store failed; storing message by message")
+        session.rollback()
         _store_one_by_one(loop, folder, uidvalidity, headers, candidates, result)
 
 
 def _store_one_by_one(loop, folder, uidvalidity, headers, candidates, result) -> None:
     session, ctx = loop.session, loop.ctx
-    by_uid = {c.uid: c for c in candidates}
-    fresh, _ = importing.plan(session, ctx, folder, uidvalidity,
-                              {uid: headers[uid] for uid in by_uid})
     result.imported = result.duplicates = 0
-    for cand in fresh:
-        old = by_uid[cand.uid]
-        cand.raw, cand.mail = old.raw, old.mail
-        cand.raw_sha256, cand.attachment_sha256 = old.raw_sha256, old.attachment_sha256
-        try:
-            with session.begin_nested():
-                importing.store(session, ctx, folder, uidvalidity, [cand], result)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("message uid %s of %s could not be stored", cand.uid, folder)
-            if not _store_minimal(session, ctx, folder, uidvalidity, cand, result, exc):
-                result.failed += 1
+    for old in candidates:
+        fresh, _ = importing.plan(session, ctx, folder, uidvalidity, {old.uid: headers[old.uid]})
+        for cand in fresh:
+            cand.raw, cand.mail = old.raw, old.mail
+            cand.raw_sha256, cand.attachment_sha256 = old.raw_sha256, old.attachment_sha256
+            if not _try_store(session, ctx, folder, uidvalidity, cand, result):
+                _store_minimal(session, ctx, folder, uidvalidity, cand, result)
 
 
-def _store_minimal(session, ctx, folder, uidvalidity, cand, result, exc) -> bool:
+def _try_store(session, ctx, folder, uidvalidity, cand, result) -> bool:
+    try:
+        importing.store(session, ctx, folder, uidvalidity, [cand], result)
+        session.commit()
+        return True
+    except Exception:  # noqa: BLE001
+        log.exception("message uid %s of %s could not be stored", cand.uid, folder)
+        session.rollback()
+        return False
+
+
+def _store_minimal(session, ctx, folder, uidvalidity, cand, result) -> None:
     """Keep a message that cannot be stored whole: headers, raw source and a problem note."""
     import dataclasses
 
-    note = f"This message could not be stored completely ({type(exc).__name__}); " \
-           "its original is kept and can be downloaded."
+    note = ("This message could not be stored completely; its original is kept and can be "
+            "downloaded.")
     base = cand.mail or cand.headers_only
     cand.mail = dataclasses.replace(base, text="", html="", attachments=(),
                                     problems=(*base.problems, note))
     cand.attachment_sha256 = []
-    try:
-        with session.begin_nested():
-            importing.store(session, ctx, folder, uidvalidity, [cand], result)
-        return True
-    except Exception:  # noqa: BLE001
-        log.exception("minimal store of uid %s failed too", cand.uid)
-        return False
+    if not _try_store(session, ctx, folder, uidvalidity, cand, result):
+        result.failed += 1
 
 
 def _count(loop: _Loop, result: importing.BatchResult) -> None:

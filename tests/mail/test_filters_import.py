@@ -194,9 +194,6 @@ def test_ignore_beats_move_whatever_the_priority(services, db, rep, imap_server)
     assert subjects(db, user_id=rep, folder_id=folder, in_trash=False) == ["Order"]
 
 
-@pytest.mark.xfail(
-    reason="the importer does not call filters.account_folder for group accounts yet"
-)
 def test_group_account_move_filter_shares_mail_in_a_group_folder(
     services, db, make_user, imap_server
 ):
