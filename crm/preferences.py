@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -55,3 +56,19 @@ def update_preferences(user: User, form) -> None:
     user.time_zone = time_zone
     user.date_format = date_format
     user.use_external_client = form.get("use_external_client") == "on"
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name) if name and is_time_zone(name) else ZoneInfo("UTC")
+
+
+def to_local(value: datetime | None, time_zone: str | None) -> datetime | None:
+    """A stored (naive UTC) time as wall-clock time in the user's zone, still naive."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC).astimezone(_zone(time_zone)).replace(tzinfo=None)
+
+
+def from_local(value: datetime, time_zone: str | None) -> datetime:
+    """Wall-clock time typed by a user, as naive UTC for storage."""
+    return value.replace(tzinfo=_zone(time_zone)).astimezone(UTC).replace(tzinfo=None)

@@ -19,6 +19,7 @@ from crm import addressbook
 from crm.access import get_visible, visible
 from crm.mail.address import normalise_address
 from crm.models import RECORD_TYPES, Account, Contact, Lead, Team, User
+from crm.preferences import from_local, to_local
 
 PARENT_TYPES = ("Account", "Contact", "Lead", "Opportunity", "Case")
 CHOICE_LIMIT = 500  # options offered in a select; the current value is always among them
@@ -108,11 +109,12 @@ def _date(_session, _f, raw: str, _actor) -> date:
         raise ValueError("enter a date as YYYY-MM-DD") from None
 
 
-def _datetime(_session, _f, raw: str, _actor) -> datetime:
+def _datetime(_session, _f, raw: str, actor) -> datetime:
     try:
-        return datetime.fromisoformat(raw.replace(" ", "T")).replace(tzinfo=None, second=0)
+        typed = datetime.fromisoformat(raw.replace(" ", "T")).replace(tzinfo=None, second=0)
     except ValueError:
         raise ValueError("enter a date and time as YYYY-MM-DD HH:MM") from None
+    return from_local(typed, actor.time_zone)
 
 
 def _money(_session, _f, raw: str, _actor) -> Decimal:
@@ -191,8 +193,8 @@ def _clean_ownership(session: Session, form: Mapping, actor: User, current_team_
 # --- showing a form ----------------------------------------------------------------------
 
 
-def form_data(session: Session, entity_type: str, record, fields) -> dict:
-    """The strings an edit form starts with."""
+def form_data(session: Session, entity_type: str, record, fields, time_zone: str = "UTC") -> dict:
+    """The strings an edit form starts with (times in the user's zone)."""
     data: dict = {
         "team_id": _str(record.team_id),
         "assigned_user_id": _str(record.assigned_user_id),
@@ -206,7 +208,8 @@ def form_data(session: Session, entity_type: str, record, fields) -> dict:
         elif f.type == "parent":
             data[f.name] = f"{record.parent_type}:{record.parent_id}" if record.parent_type else ""
         elif f.type == "datetime":
-            data[f.name] = record.due_at.strftime("%Y-%m-%dT%H:%M") if record.due_at else ""
+            local = to_local(record.due_at, time_zone)
+            data[f.name] = local.strftime("%Y-%m-%dT%H:%M") if local else ""
         else:
             data[f.name] = _str(getattr(record, f.name))
     return data

@@ -8,9 +8,16 @@ from flask_login import current_user, login_required
 from crm import records
 from crm.models import Lead
 from crm.pagination import page_number
+from crm.preferences import to_local
 from crm.web import db, fragment, get_or_404, is_htmx, page
 
 bp = Blueprint("records", __name__, url_prefix="/records")
+
+
+@bp.app_template_filter("local_time")
+def local_time(value):
+    """A stored UTC time in the signed-in user's time zone."""
+    return to_local(value, getattr(current_user, "time_zone", None))
 
 
 @bp.before_request
@@ -100,7 +107,8 @@ def show(kind, record_id):
 def edit(kind, record_id):
     kind = _kind(kind)
     record = _record(kind, record_id)
-    return _form(kind, records.form_data(db(), kind.entity_type, record, kind.fields), record)
+    data = records.form_data(db(), kind.entity_type, record, kind.fields, current_user.time_zone)
+    return _form(kind, data, record)
 
 
 @bp.post("/<kind>/<int:record_id>/edit")

@@ -234,3 +234,20 @@ def test_history_panels_only_when_linking_exists(user_client, app, services):
     text = user_client.get(f"/records/accounts/{record_id}").get_data(as_text=True)
     expected = "linking.history" in app.view_functions
     assert (f'hx-get="/linking/history/Account/{record_id}"' in text) is expected
+
+
+def test_task_times_are_in_the_users_time_zone(user_client, services):
+    from datetime import datetime
+
+    from crm.models import User
+
+    with services.session() as s:
+        s.scalars(select(User).where(User.username == "rep")).one().time_zone = "Europe/Berlin"
+    response = user_client.post("/records/tasks/new", data={
+        "name": "Call", "status": "Not Started", "due_at": "2030-02-01T09:30"})
+    with services.session() as s:
+        task = s.scalars(select(Task)).one()
+        assert task.due_at == datetime(2030, 2, 1, 8, 30)  # stored in UTC
+    assert "2030-02-01 09:30" in user_client.get("/records/tasks/").get_data(as_text=True)
+    form = user_client.get(response.headers["Location"] + "/edit").get_data(as_text=True)
+    assert 'value="2030-02-01T09:30"' in form
