@@ -176,8 +176,8 @@ def _queued(account_id: int) -> bool:
 
 
 def _status(account, notice: str | None = None, error: bool = False):
-    status = accounts.account_status(db(), account, queued=_queued(account.id))
-    return {"status": status, "account": account, "notice": notice, "notice_error": error}
+    panel = accounts.account_status(db(), account, queued=_queued(account.id))
+    return {"panel": panel, "account": account, "notice": notice, "notice_error": error}
 
 
 @bp.get("/<int:account_id>")
@@ -195,7 +195,7 @@ def status(account_id: int):
         return redirect(url_for("accounts.show", account_id=account.id))
     context = _status(account)
     response = fragment("accounts/_status.html", **context)
-    return response if context["status"].active else stop_polling(response)
+    return response if context["panel"].active else stop_polling(response)
 
 
 def _after_action(account, notice: str, error: bool = False):

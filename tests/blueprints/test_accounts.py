@@ -1,0 +1,341 @@
+"""The mail accounts pages: forms, Test connection, status panel, Fetch now, Reset, scoping."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm import settings
+from crm.mail_accounts import imap_password
+from crm.models import FolderCursor, MailAccount, Team, User
+from tests.support.dovecot import PASSWORD, free_port
+from tests.support.mailboxes import fetch, make_account, raw_message
+from workers.queue import mail_queue
+
+SECRET = "s3cret-Pa55word"
+
+
+@pytest.fixture
+def bodies(monkeypatch):
+    """Every response body the test client sees, to prove the password never appears."""
+    from flask.testing import FlaskClient
+
+    seen: list[str] = []
+    original = FlaskClient.open
+
+    def open_and_keep(self, *args, **kwargs):
+        response = original(self, *args, **kwargs)
+        seen.append(response.get_data(as_text=True))
+        return response
+
+    monkeypatch.setattr(FlaskClient, "open", open_and_keep)
+    return seen
+
+
+def user_id(db, username):
+    return db.scalars(select(User.id).where(User.username == username)).one()
+
+
+def account_form(imap_server=None, **values):
+    data = {"name": "Work", "email": "rep@example.com", "host": "127.0.0.1",
+            "port": str(imap_server.port) if imap_server else "993", "security": "none",
+            "login": "rep", "password": SECRET, "folders": "INBOX", "since": "2024-01-01",
+            "is_active": "1"}
+    data.update(values)
+    return data
+
+
+def accounts_of(db, username=None):
+    db.commit()  # a fresh snapshot: SQLite keeps showing the old one inside a transaction
+    db.expire_all()  # the factory keeps objects loaded across commits
+    stmt = select(MailAccount).order_by(MailAccount.id)
+    if username:
+        stmt = stmt.where(MailAccount.user_id == user_id(db, username))
+    return list(db.scalars(stmt))
+
+
+# --- list and forms ------------------------------------------------------------------------
+
+
+def test_index_is_a_page_and_a_fragment(user_client):
+    page = user_client.get("/accounts/")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<html" in body and "My accounts" in body
+    assert "Group accounts" not in body
+    fragment = user_client.get("/accounts/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in fragment and "My accounts" in fragment
+
+
+def test_nav_links_to_the_accounts(user_client):
+    assert 'href="/accounts/"' in user_client.get("/accounts/").get_data(as_text=True)
+
+
+def test_create_and_edit_keep_the_password_write_only(user_client, db, services, bodies):
+    assert user_client.get("/accounts/new").status_code == 200
+    response = user_client.post("/accounts/new", data=account_form())
+    assert response.status_code == 303
+    [account] = accounts_of(db, "rep")
+    assert response.headers["Location"].endswith(f"/accounts/{account.id}")
+    assert account.name == "Work" and account.imap_login == "rep"
+    assert imap_password(account, services.secret_box) == SECRET
+    edit = user_client.get(f"/accounts/{account.id}/edit").get_data(as_text=True)
+    assert 'value="Work"' in edit and 'name="password" value=""' in edit
+    response = user_client.post(f"/accounts/{account.id}/edit",
+                                data=account_form(name="Renamed", password=""))
+    assert response.status_code == 303
+    [account] = accounts_of(db, "rep")
+    assert account.name == "Renamed" and imap_password(account, services.secret_box) == SECRET
+    user_client.get(f"/accounts/{account.id}")
+    user_client.get("/accounts/")
+    # A rejected form is rendered again: still without the password.
+    bad = user_client.post(f"/accounts/{account.id}/edit", data=account_form(email="broken"))
+    assert bad.status_code == 422 and "e-mail address" in bad.get_data(as_text=True)
+    bad = user_client.post("/accounts/new", data=account_form(email="x"), htmx=True)
+    assert bad.status_code == 200
+    assert len(bodies) >= 8 and not [b for b in bodies if SECRET in b]
+
+
+def test_a_new_password_replaces_the_stored_one(user_client, db, services):
+    user_client.post("/accounts/new", data=account_form())
+    [account] = accounts_of(db, "rep")
+    user_client.post(f"/accounts/{account.id}/edit", data=account_form(password="another"))
+    [account] = accounts_of(db, "rep")
+    assert imap_password(account, services.secret_box) == "another"
+
+
+def test_changing_the_host_requires_the_password_again(user_client, db, services):
+    user_client.post("/accounts/new", data=account_form())
+    [account] = accounts_of(db, "rep")
+    response = user_client.post(f"/accounts/{account.id}/edit",
+                                data=account_form(host="elsewhere.example", password=""))
+    assert response.status_code == 422 and "password again" in response.get_data(as_text=True)
+    assert accounts_of(db, "rep")[0].imap_host == "127.0.0.1"
+
+
+def test_target_folder_must_be_one_of_the_users_folders(user_client, make_user, db, services):
+    from crm import folders
+
+    other = make_user("other")
+    with services.session() as session:
+        mine = folders.create_folder(session, user_id(session, "rep"), "Customers").id
+        theirs = folders.create_folder(session, other, "Private").id
+    page = user_client.get("/accounts/new").get_data(as_text=True)
+    assert "Customers" in page and "Private" not in page
+    assert user_client.post("/accounts/new", data=account_form(target_folder_id=str(theirs))).status_code == 422
+    assert user_client.post("/accounts/new", data=account_form(target_folder_id=str(mine))).status_code == 303
+    assert accounts_of(db, "rep")[0].target_folder_id == mine
+
+
+def test_the_admins_cap_on_personal_accounts_is_shown(user_client, db, services):
+    with services.session() as session:
+        settings.put(session, "max_personal_accounts", 1)
+    assert user_client.post("/accounts/new", data=account_form()).status_code == 303
+    response = user_client.post("/accounts/new", data=account_form(email="two@example.com"))
+    assert response.status_code == 422
+    assert "at most 1 personal mail accounts" in response.get_data(as_text=True)
+    assert len(accounts_of(db, "rep")) == 1
+
+
+def test_delete_keeps_nothing_of_the_account(user_client, db):
+    user_client.post("/accounts/new", data=account_form())
+    [account] = accounts_of(db, "rep")
+    response = user_client.post(f"/accounts/{account.id}/delete")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/accounts/")
+    assert accounts_of(db) == []
+
+
+# --- test connection -----------------------------------------------------------------------
+
+
+def test_connection_lists_the_servers_folders(user_client, imap_server, bodies):
+    box = imap_server.new_user()
+    imap_server.append(box, raw_message(), folder="Sent")
+    data = account_form(imap_server, login=box, password=PASSWORD, folders=["INBOX"])
+    response = user_client.post("/accounts/test", data=data, htmx=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.lstrip().startswith('<fieldset id="server-folders">')
+    assert "Connected" in body and 'value="Sent"' in body and "(sent mail)" in body
+    assert 'value="INBOX" checked' in body
+    # Without JavaScript the whole form comes back, with the list.
+    page = user_client.post("/accounts/test", data=data).get_data(as_text=True)
+    assert "<html" in page and 'value="Sent"' in page and 'name="host"' in page
+    assert not [b for b in bodies if PASSWORD in b]
+
+
+def test_connection_failures_are_plain_words(user_client, imap_server, bodies):
+    data = account_form(imap_server, login=imap_server.new_user(), password="wrong-password")
+    body = user_client.post("/accounts/test", data=data, htmx=True).get_data(as_text=True)
+    assert "Connection failed: authentication failed" in body
+    body = user_client.post("/accounts/test", data=account_form(port="x"), htmx=True).get_data(as_text=True)
+    assert "enter a port between 1 and 65535" in body
+    assert not [b for b in bodies if "wrong-password" in b]
+
+
+def test_a_private_host_not_allow_listed_is_refused(user_client, app, imap_server):
+    app.config["CRM_CONFIG"].mail_host_allowlist = ""
+    data = account_form(imap_server, login=imap_server.new_user(), password=PASSWORD)
+    body = user_client.post("/accounts/test", data=data, htmx=True).get_data(as_text=True)
+    assert "127.0.0.1 is a private or local address; an admin must allow" in body
+    assert "Connected" not in body
+
+
+def test_connection_of_a_saved_account_uses_the_stored_password(user_client, imap_server, db):
+    box = imap_server.new_user()
+    user_client.post("/accounts/new", data=account_form(imap_server, login=box, password=PASSWORD))
+    [account] = accounts_of(db, "rep")
+    data = account_form(imap_server, login=box, password="")
+    body = user_client.post(f"/accounts/{account.id}/test", data=data, htmx=True).get_data(as_text=True)
+    assert "Connected" in body
+    # Pointed at another port, the stored password stays home (see same_server's own test).
+    moved = account_form(imap_server, login=box, password="", port=str(free_port()))
+    body = user_client.post(f"/accounts/{account.id}/test", data=moved, htmx=True).get_data(as_text=True)
+    assert "Connected" not in body and "Connection failed: host unreachable" in body
+
+
+# --- status, fetch now, reset ----------------------------------------------------------------
+
+
+def synced_account(services, db, imap_server, username="rep"):
+    box = imap_server.new_user()
+    for n in range(2):
+        imap_server.append(box, raw_message(subject=f"Hello {n}"))
+    account_id = make_account(services, user_id(db, username), imap_server, box)
+    fetch(services, account_id)
+    return account_id
+
+
+def test_status_is_a_page_and_a_fragment_that_stops_polling_when_idle(user_client, services, db, imap_server):
+    account_id = synced_account(services, db, imap_server)
+    page = user_client.get(f"/accounts/{account_id}")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<html" in body and 'id="account-status"' in body
+    assert "Up to date" in body and 'class="imported">2<' in body and "INBOX" in body
+    fragment = user_client.get(f"/accounts/{account_id}/status", headers={"HX-Request": "true"})
+    text = fragment.get_data(as_text=True)
+    assert fragment.status_code == 286 and text.lstrip().startswith('<section id="account-status"')
+    assert "every 2s" not in text
+    plain = user_client.get(f"/accounts/{account_id}/status")
+    assert plain.status_code == 302 and plain.headers["Location"].endswith(f"/accounts/{account_id}")
+
+
+def test_a_running_sync_keeps_polling_with_progress(user_client, services, db, imap_server):
+    from crm.db import utcnow
+    from crm.models import SyncRun
+
+    account_id = synced_account(services, db, imap_server)
+    with services.session() as session:
+        account = session.get(MailAccount, account_id)
+        account.sync_state, account.sync_claimed_at = "running", utcnow()
+        session.get(MailAccount, account_id).cursors[0].pending = 1200
+        session.add(SyncRun(mail_account_id=account_id, state="running", seen=300, rate=10.0))
+    response = user_client.get(f"/accounts/{account_id}/status", headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'hx-trigger="every 2s"' in body
+    assert "Fetching now" in body and 'class="remaining">1200<' in body and "about 2 minutes" in body
+
+
+def test_the_last_error_is_shown_in_plain_words(user_client, services, db, imap_server):
+    account_id = make_account(services, user_id(db, "rep"), imap_server, "no-such-user")
+    fetch(services, account_id)
+    body = user_client.get(f"/accounts/{account_id}").get_data(as_text=True)
+    assert "authentication failed" in body
+
+
+def test_fetch_now_enqueues_one_job(user_client, services, db, imap_server, redis):
+    account_id = synced_account(services, db, imap_server)
+    response = user_client.post(f"/accounts/{account_id}/fetch", htmx=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Fetch queued" in body and 'hx-trigger="every 2s"' in body
+    assert len(mail_queue(redis)) == 1
+    response = user_client.post(f"/accounts/{account_id}/fetch")
+    assert response.status_code == 303 and len(mail_queue(redis)) == 1
+    page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "already waiting or running" in page and "A fetch is waiting to start" in page
+    polled = user_client.get(f"/accounts/{account_id}/status", headers={"HX-Request": "true"})
+    assert polled.status_code == 200
+
+
+def test_fetch_now_says_so_when_redis_is_down(user_client, app, services, db, imap_server):
+    from redis import Redis
+
+    account_id = synced_account(services, db, imap_server)
+    services.__dict__["redis"] = Redis.from_url("redis://127.0.0.1:1/0")
+    body = user_client.post(f"/accounts/{account_id}/fetch", htmx=True).get_data(as_text=True)
+    assert "not reachable" in body
+
+
+def test_fetch_now_needs_a_since_date(user_client, services, db, imap_server, redis):
+    account_id = make_account(services, user_id(db, "rep"), imap_server, imap_server.new_user(), since=None)
+    body = user_client.post(f"/accounts/{account_id}/fetch", htmx=True).get_data(as_text=True)
+    assert "fetch since" in body and len(mail_queue(redis)) == 0
+
+
+def test_reset_fetch_state_rereads_the_folder(user_client, services, db, imap_server):
+    account_id = synced_account(services, db, imap_server)
+    response = user_client.post(f"/accounts/{account_id}/reset",
+                                data={"folder": "INBOX", "since": "2001-02-03"}, htmx=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "will be read again from 2001-02-03" in body
+    db.commit()
+    db.expire_all()
+    cursor = db.scalars(select(FolderCursor).where(FolderCursor.mail_account_id == account_id)).one()
+    assert cursor.since.isoformat() == "2001-02-03" and cursor.last_uid == 0
+    assert fetch(services, account_id).imported == 0
+    response = user_client.post(f"/accounts/{account_id}/reset", data={"folder": "Nope", "since": "2001-02-03"})
+    assert response.status_code == 303
+    assert "choose one of the account" in user_client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+# --- scoping -------------------------------------------------------------------------------
+
+
+def test_another_users_account_answers_404(user_client, make_user, services, db, imap_server):
+    theirs = make_account(services, make_user("other"), imap_server, imap_server.new_user())
+    for url in ("", "/edit", "/status"):
+        assert user_client.get(f"/accounts/{theirs}{url}").status_code == 404
+    for url in ("/edit", "/delete", "/fetch", "/reset", "/test"):
+        assert user_client.post(f"/accounts/{theirs}{url}", data=account_form()).status_code == 404
+    assert len(accounts_of(db)) == 1
+
+
+def test_group_accounts_are_for_admins_only(user_client, services, db, imap_server):
+    group = make_account(services, user_id(db, "rep"), imap_server, imap_server.new_user(), is_group=True)
+    assert user_client.get("/accounts/group/new").status_code == 404
+    assert user_client.post("/accounts/group/new", data=account_form()).status_code == 404
+    assert user_client.post("/accounts/test", data=account_form(group="1")).status_code == 404
+    assert user_client.get(f"/accounts/{group}").status_code == 404
+    assert user_client.get(f"/accounts/{group}/edit").status_code == 404
+
+
+def test_admins_create_and_edit_group_accounts(admin_client, make_user, services, db):
+    rep = make_user("rep")
+    with services.session() as session:
+        team = Team(name="Support")
+        session.add(team)
+        session.flush()
+        team_id = team.id
+    page = admin_client.get("/accounts/group/new").get_data(as_text=True)
+    assert "Support" in page and "Add all team users" in page and "round-robin" in page.lower()
+    data = account_form(email="support@example.com", team_ids=str(team_id), add_all_team_users="1",
+                        user_id=str(rep), create_case="1", case_distribution="least-busy",
+                        case_team_id=str(team_id))
+    assert admin_client.post("/accounts/group/new", data=data).status_code == 303
+    [account] = accounts_of(db)
+    assert account.is_group and account.user_id == rep and [t.id for t in account.teams] == [team_id]
+    assert account.add_all_team_users and account.create_case
+    assert account.case_distribution == "least-busy" and account.case_team_id == team_id
+    edit = admin_client.get(f"/accounts/{account.id}/edit").get_data(as_text=True)
+    assert f'value="{team_id}" checked' in edit
+    data.update(password="", team_ids=[], case_distribution="direct", add_all_team_users="")
+    assert admin_client.post(f"/accounts/{account.id}/edit", data=data).status_code == 303
+    [account] = accounts_of(db)
+    assert account.teams == [] and account.case_distribution == "direct" and not account.add_all_team_users
+    listing = admin_client.get("/accounts/").get_data(as_text=True)
+    assert "Group accounts" in listing and "support@example.com" in listing and "rep" in listing
+
+
+def test_admins_see_other_users_accounts(admin_client, make_user, services, imap_server):
+    theirs = make_account(services, make_user("rep"), imap_server, imap_server.new_user(),
+                          email="reps@example.com")
+    assert "reps@example.com" in admin_client.get("/accounts/").get_data(as_text=True)
+    assert admin_client.get(f"/accounts/{theirs}").status_code == 200
