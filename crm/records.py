@@ -248,6 +248,8 @@ def parents_of(session: Session, tasks: list, actor: User) -> dict[tuple[str, in
     found = {}
     for entity_type, ids in wanted.items():
         model = KIND_OF_TYPE[entity_type].model
-        for record in session.scalars(visible(select(model).where(model.id.in_(ids)), model, actor)):
+        for record in session.scalars(
+            visible(select(model).where(model.id.in_(ids)), model, actor)
+        ):
             found[(entity_type, record.id)] = record
     return found

@@ -22,10 +22,16 @@ def _addresses(db, entity_type, record_id):
 
 
 def test_contacts_are_created_with_accounts_and_addresses(db, rep):
-    report = _run(db, "contacts", (
-        "first_name,last_name,email,account,phone\n"
-        "Ada,Lovelace,ada@example.com;ada@work.example,Analytical Ltd,+44 1\n"
-        "Charles,Babbage,charles@example.com,Analytical Ltd,\n"), rep)
+    report = _run(
+        db,
+        "contacts",
+        (
+            "first_name,last_name,email,account,phone\n"
+            "Ada,Lovelace,ada@example.com;ada@work.example,Analytical Ltd,+44 1\n"
+            "Charles,Babbage,charles@example.com,Analytical Ltd,\n"
+        ),
+        rep,
+    )
     assert (report.created, report.updated, report.rejected) == (2, 0, [])
     contacts = db.scalars(select(Contact).order_by(Contact.id)).all()
     assert [c.display_name for c in contacts] == ["Ada Lovelace", "Charles Babbage"]
@@ -38,7 +44,9 @@ def test_contacts_are_created_with_accounts_and_addresses(db, rep):
 def test_reimport_updates_instead_of_duplicating(db, rep):
     text = "first_name,last_name,email\nAda,Lovelace,ada@example.com\n"
     _run(db, "contacts", text, rep)
-    report = _run(db, "contacts", "first_name,last_name,email,phone\nAda,King,ADA@example.com,555\n", rep)
+    report = _run(
+        db, "contacts", "first_name,last_name,email,phone\nAda,King,ADA@example.com,555\n", rep
+    )
     assert (report.created, report.updated) == (0, 1)
     contact = db.scalars(select(Contact)).one()
     assert (contact.last_name, contact.phone) == ("King", "555")
@@ -52,14 +60,20 @@ def test_reimport_adds_new_addresses_and_keeps_primary(db, rep):
 
 
 def test_bad_rows_are_reported_and_the_rest_imported(db, rep):
-    report = _run(db, "leads", (
-        "first_name,last_name,email,account_name,status\n"
-        "Good,One,good@example.com,Acme,new\n"
-        ",,nobody@example.com,,\n"
-        "Bad,Mail,not-an-address,,\n"
-        "Bad,Status,s@example.com,,Maybe\n"
-        "\n"
-        "Also,Good,,Globex,\n"), rep)
+    report = _run(
+        db,
+        "leads",
+        (
+            "first_name,last_name,email,account_name,status\n"
+            "Good,One,good@example.com,Acme,new\n"
+            ",,nobody@example.com,,\n"
+            "Bad,Mail,not-an-address,,\n"
+            "Bad,Status,s@example.com,,Maybe\n"
+            "\n"
+            "Also,Good,,Globex,\n"
+        ),
+        rep,
+    )
     assert (report.created, report.updated) == (2, 0)
     assert [(r.row, r.reason) for r in report.rejected] == [
         (3, "first_name or last_name is required"),
@@ -135,7 +149,9 @@ def test_report_as_dict():
 def test_mapping_from_choices_refuses_a_field_twice():
     headers = ["A", "B", "C"]
     assert csv_import.mapping_from_choices("leads", headers, ["first_name", "", "email"]) == {
-        "A": "first_name", "C": "email"}
+        "A": "first_name",
+        "C": "email",
+    }
     with pytest.raises(csv_import.UnreadableFile, match="more than one column"):
         csv_import.mapping_from_choices("leads", headers, ["email", "email", ""])
     with pytest.raises(csv_import.UnreadableFile, match="at least one"):

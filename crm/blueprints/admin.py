@@ -66,10 +66,20 @@ def new_user():
 def create_user():
     changes = _user_changes(request.form)
     try:
-        user = users.create_user(db(), changes["username"], changes["password"],
-                                 changes["emails"], changes["is_admin"], name=changes["name"])
-        users.update_user(db(), user, current_user, {"is_active": changes["is_active"],
-                                                     "team_ids": changes["team_ids"]})
+        user = users.create_user(
+            db(),
+            changes["username"],
+            changes["password"],
+            changes["emails"],
+            changes["is_admin"],
+            name=changes["name"],
+        )
+        users.update_user(
+            db(),
+            user,
+            current_user,
+            {"is_active": changes["is_active"], "team_ids": changes["team_ids"]},
+        )
     except users.UserError as exc:
         db().rollback()
         return _user_form(None, _form_data(request.form), str(exc))
@@ -81,9 +91,14 @@ def create_user():
 def edit_user(user_id):
     user = get_or_404(db().get(User, user_id))
     links = addressbook.addresses_of(db(), "User", user.id)
-    data = {"name": user.name, "username": user.username, "is_active": user.is_active and "on",
-            "is_admin": user.is_admin and "on", "team_ids": [str(t) for t in user.team_ids],
-            "emails": "\n".join(link.address.address for link in links)}
+    data = {
+        "name": user.name,
+        "username": user.username,
+        "is_active": user.is_active and "on",
+        "is_admin": user.is_admin and "on",
+        "team_ids": [str(t) for t in user.team_ids],
+        "emails": "\n".join(link.address.address for link in links),
+    }
     return _user_form(user, data)
 
 

@@ -63,8 +63,16 @@ def _table(token: str) -> csv_import.Table:
 
 def _mapping_page(kind, token, table, mapping, error=None):
     status = (200 if is_htmx() else 422) if error else 200
-    return page("imports/mapping.html", status, kind=kind, token=token, table=table,
-                mapping=mapping, fields=csv_import.FIELDS[kind], error=error)
+    return page(
+        "imports/mapping.html",
+        status,
+        kind=kind,
+        token=token,
+        table=table,
+        mapping=mapping,
+        fields=csv_import.FIELDS[kind],
+        error=error,
+    )
 
 
 @bp.get("/<kind>/<token>")

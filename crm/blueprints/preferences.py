@@ -14,16 +14,28 @@ bp = Blueprint("preferences", __name__, url_prefix="/preferences")
 def _form(data: dict, errors: dict | None = None):
     # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
     status = (200 if is_htmx() else 422) if errors else 200
-    return page("preferences/edit.html", status, data=data, errors=errors or {},
-                time_zones=preferences.time_zones(), date_formats=preferences.DATE_FORMATS)
+    return page(
+        "preferences/edit.html",
+        status,
+        data=data,
+        errors=errors or {},
+        time_zones=preferences.time_zones(),
+        date_formats=preferences.DATE_FORMATS,
+    )
 
 
 @bp.get("/")
 @login_required
 def edit():
     user = current_user
-    return _form({"signature": user.signature, "use_external_client": user.use_external_client,
-                  "time_zone": user.time_zone, "date_format": user.date_format})
+    return _form(
+        {
+            "signature": user.signature,
+            "use_external_client": user.use_external_client,
+            "time_zone": user.time_zone,
+            "date_format": user.date_format,
+        }
+    )
 
 
 @bp.post("/")

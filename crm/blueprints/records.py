@@ -37,7 +37,9 @@ def _record(kind: records.Kind, record_id: int):
 def _listing(slug: str) -> dict:
     kind = _kind(slug)
     q = request.args.get("q", "").strip()
-    found = records.search_records(db(), kind, current_user, q, page_number(request.args.get("page")))
+    found = records.search_records(
+        db(), kind, current_user, q, page_number(request.args.get("page"))
+    )
     ids = [r.id for r in found.items]
     emails = records.primary_addresses(db(), kind.entity_type, ids) if kind.has_addresses else {}
     parents = records.parents_of(db(), found.items, current_user) if kind.slug == "tasks" else {}
@@ -67,14 +69,21 @@ def _form(kind, data, record=None, errors=None):
     """The create/edit form; a rejected submission answers 422 (200 for htmx, which swaps 2xx)."""
     status = 200 if not errors or is_htmx() else 422
     choices = records.options(db(), kind.fields, current_user, data)
-    return page("records/form.html", status, kind=kind, data=data, record=record,
-                errors=errors or {}, choices=choices)
+    return page(
+        "records/form.html",
+        status,
+        kind=kind,
+        data=data,
+        record=record,
+        errors=errors or {},
+        choices=choices,
+    )
 
 
 @bp.get("/<kind>/new")
 def new(kind):
     kind = _kind(kind)
-    return _form(kind, request.args.to_dict())
+    return _form(kind, _submitted(request.args))
 
 
 @bp.post("/<kind>/new")
@@ -83,15 +92,16 @@ def create(kind):
     try:
         values = records.clean(db(), kind.model, kind.fields, request.form, current_user)
     except records.RecordError as exc:
-        return _form(kind, _submitted(), errors=exc.errors)
+        return _form(kind, _submitted(request.form), errors=exc.errors)
     record = records.create_record(db(), kind, values, current_user)
     db().commit()
     return redirect(url_for("records.show", kind=kind.slug, record_id=record.id), 303)
 
 
-def _submitted() -> dict:
-    data = request.form.to_dict()
-    data["contact_ids"] = request.form.getlist("contact_ids")
+def _submitted(values) -> dict:
+    """Form strings to show again (or to prefill from the query string)."""
+    data = values.to_dict()
+    data["contact_ids"] = values.getlist("contact_ids")
     return data
 
 
@@ -120,7 +130,7 @@ def update(kind, record_id):
             db(), kind.model, kind.fields, request.form, current_user, record.team_id
         )
     except records.RecordError as exc:
-        return _form(kind, _submitted(), record, exc.errors)
+        return _form(kind, _submitted(request.form), record, exc.errors)
     records.update_record(db(), kind, record, values)
     db().commit()
     return redirect(url_for("records.show", kind=kind.slug, record_id=record.id), 303)

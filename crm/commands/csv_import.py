@@ -35,12 +35,17 @@ def import_csv_command(kind, file, as_json, username):
             raise click.ClickException(str(exc)) from exc
         report = csv_import.import_table(session, kind, table, actor)
     if as_json:
-        counts = {"created": report.created, "updated": report.updated,
-                  "rejected": len(report.rejected), "rejections": report.as_dict()["rejected"]}
+        counts = {
+            "created": report.created,
+            "updated": report.updated,
+            "rejected": len(report.rejected),
+            "rejections": report.as_dict()["rejected"],
+        }
         click.echo(json.dumps(counts))
         return
-    click.echo(f"created: {report.created}\nupdated: {report.updated}\n"
-               f"rejected: {len(report.rejected)}")
+    click.echo(
+        f"created: {report.created}\nupdated: {report.updated}\nrejected: {len(report.rejected)}"
+    )
     for rejected in report.rejected:
         click.echo(f"  row {rejected.row}: {rejected.reason}")
 

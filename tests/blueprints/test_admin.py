@@ -24,10 +24,17 @@ def test_create_user_with_addresses_and_team(admin_client, services):
         s.add(Team(name="Sales"))
     with services.session() as s:
         team_id = s.scalars(select(Team.id)).one()
-    response = admin_client.post("/admin/users/new", data={
-        "username": "bea", "name": "Bea Smith", "password": "long-enough-pw",
-        "emails": "Bea@Example.com\nbea.smith@example.com", "team_ids": [str(team_id)],
-        "is_active": "on"})
+    response = admin_client.post(
+        "/admin/users/new",
+        data={
+            "username": "bea",
+            "name": "Bea Smith",
+            "password": "long-enough-pw",
+            "emails": "Bea@Example.com\nbea.smith@example.com",
+            "team_ids": [str(team_id)],
+            "is_active": "on",
+        },
+    )
     assert response.status_code == 303
     listing = admin_client.get("/admin/").get_data(as_text=True)
     assert "bea" in listing and "Bea@example.com" in listing
@@ -37,7 +44,9 @@ def test_create_user_with_addresses_and_team(admin_client, services):
         assert [t.name for t in user.teams] == ["Sales"]
         links = addressbook.addresses_of(s, "User", user.id)
         assert [(ln.address.address, ln.is_primary) for ln in links] == [
-            ("Bea@example.com", True), ("bea.smith@example.com", False)]
+            ("Bea@example.com", True),
+            ("bea.smith@example.com", False),
+        ]
     admin_client.post("/logout")
     admin_client.token = None
     admin_client.login("bea", "long-enough-pw")
@@ -46,8 +55,10 @@ def test_create_user_with_addresses_and_team(admin_client, services):
 def test_create_user_rejects_short_password_and_taken_address(admin_client):
     short = admin_client.post("/admin/users/new", data={"username": "x", "password": "short"})
     assert short.status_code == 422 and b"at least 8 characters" in short.data
-    taken = admin_client.post("/admin/users/new", data={
-        "username": "x", "password": "long-enough-pw", "emails": "ADMIN@example.com"})
+    taken = admin_client.post(
+        "/admin/users/new",
+        data={"username": "x", "password": "long-enough-pw", "emails": "ADMIN@example.com"},
+    )
     assert taken.status_code == 422 and b"already belongs to admin" in taken.data
     htmx = admin_client.post("/admin/users/new", data={"username": "", "password": "p"}, htmx=True)
     assert htmx.status_code == 200 and b"<html" not in htmx.data
@@ -57,9 +68,16 @@ def test_edit_user_changes_primary_address_and_password(admin_client, make_user,
     uid = make_user("cal", ["cal@example.com"])
     form = admin_client.get(f"/admin/users/{uid}/edit").get_data(as_text=True)
     assert "cal@example.com" in form
-    response = admin_client.post(f"/admin/users/{uid}/edit", data={
-        "username": "cal", "name": "Cal", "emails": "c@new.example; cal@example.com",
-        "password": "brand-new-pw", "is_active": "on"})
+    response = admin_client.post(
+        f"/admin/users/{uid}/edit",
+        data={
+            "username": "cal",
+            "name": "Cal",
+            "emails": "c@new.example; cal@example.com",
+            "password": "brand-new-pw",
+            "is_active": "on",
+        },
+    )
     assert response.status_code == 303
     with services.session() as s:
         links = addressbook.addresses_of(s, "User", uid)
@@ -70,8 +88,9 @@ def test_edit_user_changes_primary_address_and_password(admin_client, make_user,
 def test_admin_cannot_demote_themselves(admin_client, services):
     with services.session() as s:
         admin_id = s.scalars(select(User.id).where(User.username == "admin")).one()
-    response = admin_client.post(f"/admin/users/{admin_id}/edit",
-                                 data={"username": "admin", "is_active": "on"})
+    response = admin_client.post(
+        f"/admin/users/{admin_id}/edit", data={"username": "admin", "is_active": "on"}
+    )
     assert response.status_code == 422 and b"your own admin rights" in response.data
 
 
@@ -84,8 +103,12 @@ def test_teams_create_rename_delete(admin_client, services):
     assert admin_client.post("/admin/teams/", data={"name": "Support"}).status_code == 422
     with services.session() as s:
         team_id = s.scalars(select(Team.id)).one()
-    assert admin_client.post(f"/admin/teams/{team_id}/rename", data={"name": "Help desk"},
-                             htmx=True).status_code == 303
+    assert (
+        admin_client.post(
+            f"/admin/teams/{team_id}/rename", data={"name": "Help desk"}, htmx=True
+        ).status_code
+        == 303
+    )
     assert "Help desk" in admin_client.get("/admin/teams/").get_data(as_text=True)
     assert b"Delete team" in admin_client.get(f"/admin/teams/{team_id}/delete").data
     assert admin_client.post(f"/admin/teams/{team_id}/delete").status_code == 303
@@ -96,10 +119,17 @@ def test_teams_create_rename_delete(admin_client, services):
 def test_settings_are_saved_typed(admin_client, services):
     page = admin_client.get("/admin/settings").get_data(as_text=True)
     assert 'name="fetch_period_seconds" value="60"' in page
-    response = admin_client.post("/admin/settings", data={
-        "b2c_mode": "on", "fetch_period_seconds": "120", "max_personal_accounts": "3",
-        "max_message_bytes": str(10 * 1024 * 1024), "system_smtp_shared": "on",
-        "mail_host_allowlist": "imap.internal:993\nsmtp.internal:*"})
+    response = admin_client.post(
+        "/admin/settings",
+        data={
+            "b2c_mode": "on",
+            "fetch_period_seconds": "120",
+            "max_personal_accounts": "3",
+            "max_message_bytes": str(10 * 1024 * 1024),
+            "system_smtp_shared": "on",
+            "mail_host_allowlist": "imap.internal:993\nsmtp.internal:*",
+        },
+    )
     assert response.status_code == 303
     with services.session() as s:
         values = settings.all_settings(s)
@@ -110,9 +140,15 @@ def test_settings_are_saved_typed(admin_client, services):
 
 
 def test_bad_settings_are_refused_with_reasons(admin_client, services):
-    response = admin_client.post("/admin/settings", data={
-        "fetch_period_seconds": "1", "max_personal_accounts": "x",
-        "max_message_bytes": str(10 * 1024 * 1024), "mail_host_allowlist": "no port here"})
+    response = admin_client.post(
+        "/admin/settings",
+        data={
+            "fetch_period_seconds": "1",
+            "max_personal_accounts": "x",
+            "max_message_bytes": str(10 * 1024 * 1024),
+            "mail_host_allowlist": "no port here",
+        },
+    )
     assert response.status_code == 422
     text = response.get_data(as_text=True)
     assert "from 10 to 86400" in text and "host:port" in text

@@ -7,9 +7,12 @@ from crm.models import Contact, User
 
 
 def _upload(client, kind, text, htmx=False):
-    return client.post("/imports/", htmx=htmx, data={
-        "kind": kind, "file": (io.BytesIO(text.encode()), "people.csv")},
-        content_type="multipart/form-data")
+    return client.post(
+        "/imports/",
+        htmx=htmx,
+        data={"kind": kind, "file": (io.BytesIO(text.encode()), "people.csv")},
+        content_type="multipart/form-data",
+    )
 
 
 def test_upload_page_renders_as_page_and_htmx_body(user_client):
@@ -20,14 +23,17 @@ def test_upload_page_renders_as_page_and_htmx_body(user_client):
 
 
 def test_upload_map_import_report(user_client, services):
-    response = _upload(user_client, "contacts", "Vorname,Last Name,Mail\nAnna,Schmidt,anna@example.de\n,,\n")
+    response = _upload(
+        user_client, "contacts", "Vorname,Last Name,Mail\nAnna,Schmidt,anna@example.de\n,,\n"
+    )
     assert response.status_code == 303
     mapping_url = response.headers["Location"]
     page = user_client.get(mapping_url).get_data(as_text=True)
     assert "Vorname" in page and "Anna" in page
     assert re.search(r'name="map-1".*?<option value="last_name" selected>', page, re.DOTALL)
-    result = user_client.post(mapping_url, data={"map-0": "first_name", "map-1": "last_name",
-                                                 "map-2": "email"})
+    result = user_client.post(
+        mapping_url, data={"map-0": "first_name", "map-1": "last_name", "map-2": "email"}
+    )
     assert result.status_code == 303
     report = user_client.get(result.headers["Location"]).get_data(as_text=True)
     assert re.search(r"<strong>1</strong> created", report)
@@ -41,8 +47,11 @@ def test_upload_map_import_report(user_client, services):
 
 def test_report_lists_rejected_rows(user_client):
     response = _upload(user_client, "leads", "first_name,last_name,email\nA,B,bad-address\n")
-    result = user_client.post(response.headers["Location"], data={
-        "map-0": "first_name", "map-1": "last_name", "map-2": "email"}, htmx=True)
+    result = user_client.post(
+        response.headers["Location"],
+        data={"map-0": "first_name", "map-1": "last_name", "map-2": "email"},
+        htmx=True,
+    )
     report = user_client.get(result.headers["Location"], headers={"HX-Request": "true"})
     text = report.get_data(as_text=True)
     assert "<html" not in text and "not an e-mail address: bad-address" in text
@@ -50,7 +59,9 @@ def test_report_lists_rejected_rows(user_client):
 
 def test_mapping_a_field_twice_is_refused(user_client):
     response = _upload(user_client, "leads", "a,b\n1,2\n")
-    again = user_client.post(response.headers["Location"], data={"map-0": "email", "map-1": "email"})
+    again = user_client.post(
+        response.headers["Location"], data={"map-0": "email", "map-1": "email"}
+    )
     assert again.status_code == 422 and b"more than one column" in again.data
 
 

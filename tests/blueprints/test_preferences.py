@@ -20,20 +20,30 @@ def test_preferences_render_as_page_and_htmx_body(user_client):
 
 
 def test_saving_preferences(user_client, services):
-    response = user_client.post("/preferences/", data={
-        "signature": "Best,\r\nRep", "time_zone": "Europe/Berlin", "date_format": "%d.%m.%Y",
-        "use_external_client": "on"})
+    response = user_client.post(
+        "/preferences/",
+        data={
+            "signature": "Best,\r\nRep",
+            "time_zone": "Europe/Berlin",
+            "date_format": "%d.%m.%Y",
+            "use_external_client": "on",
+        },
+    )
     assert response.status_code == 303
     user = _rep(services)
     assert (user.signature, user.time_zone, user.date_format) == (
-        "Best,\nRep", "Europe/Berlin", "%d.%m.%Y")
+        "Best,\nRep",
+        "Europe/Berlin",
+        "%d.%m.%Y",
+    )
     assert user.use_external_client is True
     assert b"Preferences saved" in user_client.get(response.headers["Location"]).data
 
 
 def test_unknown_time_zone_and_format_are_refused(user_client, services):
-    response = user_client.post("/preferences/", data={
-        "time_zone": "Mars/Olympus", "date_format": "%s"})
+    response = user_client.post(
+        "/preferences/", data={"time_zone": "Mars/Olympus", "date_format": "%s"}
+    )
     assert response.status_code == 422
     assert b"choose a time zone" in response.data and b"offered formats" in response.data
     assert _rep(services).time_zone == "UTC"
@@ -43,6 +53,8 @@ def test_unknown_time_zone_and_format_are_refused(user_client, services):
 
 def test_date_format_is_used_on_record_pages(user_client, services):
     user_client.post("/preferences/", data={"time_zone": "UTC", "date_format": "%d.%m.%Y"})
-    user_client.post("/records/opportunities/new", data={
-        "name": "Deal", "stage": "Prospecting", "close_date": "2030-01-31"})
+    user_client.post(
+        "/records/opportunities/new",
+        data={"name": "Deal", "stage": "Prospecting", "close_date": "2030-01-31"},
+    )
     assert "31.01.2030" in user_client.get("/records/opportunities/").get_data(as_text=True)

@@ -32,7 +32,9 @@ def test_unknown_kind_is_404(user_client):
     assert user_client.get("/records/widgets/").status_code == 404
 
 
-@pytest.mark.parametrize("kind", ["accounts", "contacts", "leads", "opportunities", "cases", "tasks"])
+@pytest.mark.parametrize(
+    "kind", ["accounts", "contacts", "leads", "opportunities", "cases", "tasks"]
+)
 def test_every_list_renders_as_page_and_as_htmx_body(user_client, kind):
     page = user_client.get(f"/records/{kind}/")
     assert page.status_code == 200
@@ -47,7 +49,11 @@ def test_every_list_renders_as_page_and_as_htmx_body(user_client, kind):
 def test_create_contact_with_addresses_redirects_to_detail(user_client, services):
     response = user_client.post(
         "/records/contacts/new",
-        data={"first_name": "Ada", "last_name": "Lovelace", "emails": "ADA@Example.com; ada@work.example"},
+        data={
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "emails": "ADA@Example.com; ada@work.example",
+        },
     )
     assert response.status_code == 303
     detail = user_client.get(response.headers["Location"])
@@ -58,7 +64,9 @@ def test_create_contact_with_addresses_redirects_to_detail(user_client, services
         assert contact.assigned_user_id == contact.created_by_id == _user_id(services, "rep")
         links = addressbook.addresses_of(s, "Contact", contact.id)
         assert [(ln.address.lower, ln.is_primary) for ln in links] == [
-            ("ada@example.com", True), ("ada@work.example", False)]
+            ("ada@example.com", True),
+            ("ada@work.example", False),
+        ]
 
 
 def test_invalid_form_shows_every_error(user_client):
@@ -78,14 +86,18 @@ def test_htmx_create_also_answers_303(user_client):
 
 
 def test_search_matches_name_and_address_and_fragment_replaces_url(user_client, services):
-    user_client.post("/records/accounts/new", data={"name": "Acme Corp", "emails": "sales@acme.example"})
+    user_client.post(
+        "/records/accounts/new", data={"name": "Acme Corp", "emails": "sales@acme.example"}
+    )
     user_client.post("/records/accounts/new", data={"name": "Globex"})
     by_name = user_client.get("/records/accounts/?q=acme").get_data(as_text=True)
     assert "Acme Corp" in by_name and "Globex" not in by_name
     rows = user_client.get("/records/accounts/rows?q=sales%40acme", headers={"HX-Request": "true"})
     assert rows.status_code == 200
     text = rows.get_data(as_text=True)
-    assert text.lstrip().startswith('<div id="rows"') and "Acme Corp" in text and "Globex" not in text
+    assert (
+        text.lstrip().startswith('<div id="rows"') and "Acme Corp" in text and "Globex" not in text
+    )
     assert rows.headers["HX-Replace-Url"] == "/records/accounts/?q=sales@acme&page=1"
 
 
@@ -130,11 +142,17 @@ def test_delete_asks_then_deletes(user_client, services):
 @pytest.mark.parametrize("suffix", ["", "/edit", "/delete"])
 def test_another_users_record_is_404(user_client, make_user, services, suffix):
     other = make_user("other")
-    record_id = _make(services, Contact, last_name="Hidden", assigned_user_id=other, created_by_id=other)
+    record_id = _make(
+        services, Contact, last_name="Hidden", assigned_user_id=other, created_by_id=other
+    )
     assert user_client.get(f"/records/contacts/{record_id}{suffix}").status_code == 404
     if suffix:
-        assert user_client.post(f"/records/contacts/{record_id}{suffix}",
-                                data={"last_name": "Mine"}).status_code == 404
+        assert (
+            user_client.post(
+                f"/records/contacts/{record_id}{suffix}", data={"last_name": "Mine"}
+            ).status_code
+            == 404
+        )
     assert "Hidden" not in user_client.get("/records/contacts/").get_data(as_text=True)
 
 
@@ -188,9 +206,17 @@ def test_opportunity_with_account_contacts_amount(user_client, services):
     uid = _user_id(services, "rep")
     account_id = _make(services, Account, name="Acme", assigned_user_id=uid)
     contact_id = _make(services, Contact, last_name="Buyer", assigned_user_id=uid)
-    response = user_client.post("/records/opportunities/new", data={
-        "name": "Big deal", "account_id": str(account_id), "contact_ids": [str(contact_id)],
-        "stage": "Proposal", "amount": "12,500.5", "close_date": "2030-01-31"})
+    response = user_client.post(
+        "/records/opportunities/new",
+        data={
+            "name": "Big deal",
+            "account_id": str(account_id),
+            "contact_ids": [str(contact_id)],
+            "stage": "Proposal",
+            "amount": "12,500.5",
+            "close_date": "2030-01-31",
+        },
+    )
     assert response.status_code == 303
     text = user_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "12,500.50" in text and "Acme" in text and "Buyer" in text and "Proposal" in text
@@ -203,9 +229,15 @@ def test_task_for_a_record_and_listed_on_it(user_client, services):
     contact_id = _make(services, Contact, last_name="Lee", assigned_user_id=uid)
     form = user_client.get(f"/records/tasks/new?parent=Contact:{contact_id}").get_data(as_text=True)
     assert re.search(rf'value="Contact:{contact_id}"\s+selected', form)
-    response = user_client.post("/records/tasks/new", data={
-        "name": "Call back", "status": "Not Started", "parent": f"Contact:{contact_id}",
-        "due_at": "2030-02-01T09:30"})
+    response = user_client.post(
+        "/records/tasks/new",
+        data={
+            "name": "Call back",
+            "status": "Not Started",
+            "parent": f"Contact:{contact_id}",
+            "due_at": "2030-02-01T09:30",
+        },
+    )
     assert response.status_code == 303
     assert "Call back" in user_client.get(f"/records/contacts/{contact_id}").get_data(as_text=True)
     with services.session() as s:
@@ -216,9 +248,16 @@ def test_task_for_a_record_and_listed_on_it(user_client, services):
 
 
 def test_convert_lead_creates_contact_and_account(user_client, services):
-    user_client.post("/records/leads/new", data={
-        "first_name": "Jo", "last_name": "Park", "account_name": "Parks Inc",
-        "status": "New", "emails": "jo@parks.example"})
+    user_client.post(
+        "/records/leads/new",
+        data={
+            "first_name": "Jo",
+            "last_name": "Park",
+            "account_name": "Parks Inc",
+            "status": "New",
+            "emails": "jo@parks.example",
+        },
+    )
     with services.session() as s:
         lead_id = s.scalars(select(Lead.id)).one()
     response = user_client.post(f"/records/leads/{lead_id}/convert")
@@ -243,8 +282,10 @@ def test_task_times_are_in_the_users_time_zone(user_client, services):
 
     with services.session() as s:
         s.scalars(select(User).where(User.username == "rep")).one().time_zone = "Europe/Berlin"
-    response = user_client.post("/records/tasks/new", data={
-        "name": "Call", "status": "Not Started", "due_at": "2030-02-01T09:30"})
+    response = user_client.post(
+        "/records/tasks/new",
+        data={"name": "Call", "status": "Not Started", "due_at": "2030-02-01T09:30"},
+    )
     with services.session() as s:
         task = s.scalars(select(Task)).one()
         assert task.due_at == datetime(2030, 2, 1, 8, 30)  # stored in UTC

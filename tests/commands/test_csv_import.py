@@ -37,10 +37,12 @@ def test_import_as_named_user(app, make_user, tmp_path, services):
     rep = make_user("rep")
     path = _csv(tmp_path, "first_name,last_name,email\nJo,Park,jo@example.com\n")
     result = app.test_cli_runner().invoke(
-        args=["crm", "import-csv", "leads", path, "--user", "rep", "--json"])
+        args=["crm", "import-csv", "leads", path, "--user", "rep", "--json"]
+    )
     assert json.loads(result.output)["created"] == 1
     unknown = app.test_cli_runner().invoke(
-        args=["crm", "import-csv", "leads", path, "--user", "nobody"])
+        args=["crm", "import-csv", "leads", path, "--user", "nobody"]
+    )
     assert unknown.exit_code != 0 and "no active user 'nobody'" in unknown.output
     with services.session() as s:
         from crm.models import Lead
@@ -51,6 +53,8 @@ def test_import_as_named_user(app, make_user, tmp_path, services):
 def test_unknown_kind_and_empty_file_fail(app, make_user, tmp_path):
     make_user("admin", admin=True)
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["crm", "import-csv", "widgets", _csv(tmp_path, "a\n")]).exit_code == 2
+    assert (
+        runner.invoke(args=["crm", "import-csv", "widgets", _csv(tmp_path, "a\n")]).exit_code == 2
+    )
     empty = runner.invoke(args=["crm", "import-csv", "accounts", _csv(tmp_path, "", "e.csv")])
     assert empty.exit_code == 1 and "empty" in empty.output
