@@ -36,16 +36,16 @@ def _signed_in():
     return None
 
 
-@bp.app_template_global("record_url")
-def record_url(parent_type: str | None, parent_id: int | None) -> str | None:
+@bp.app_template_global("linking_record_url")
+def linking_record_url(parent_type: str | None, parent_id: int | None) -> str | None:
     kind = KIND_OF_TYPE.get(parent_type or "")
     return (
         url_for("records.show", kind=kind.slug, record_id=parent_id) if kind and parent_id else None
     )
 
 
-@bp.app_template_global("mail_url")
-def mail_url(email_id: int) -> str:
+@bp.app_template_global("linking_mail_url")
+def linking_mail_url(email_id: int) -> str:
     """The mail reading page when installed, else this area's panel page."""
     from werkzeug.routing import BuildError
 

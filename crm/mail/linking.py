@@ -63,8 +63,9 @@ def find_parent(
     `key` is the app secret; by default the one Services put in the session's info ("" turns
     the thread-token rule off). `mail` (the ParsedMail) is not needed: the stored Email is read.
     """
-    key = session_key(session) if key is None else key
     chain = reference_chain(email)
+    if chain and key is None:
+        key = session_key(session)
     return (
         _by_thread_token(session, chain, key)
         or _by_replied_mail(session, email, chain)
@@ -157,39 +158,28 @@ def case_from_subject(session: Session, subject: str | None, account) -> Case | 
 
 
 def _by_addresses(session: Session, email: Email) -> Link | None:
-    candidates = _first_address_per_role(session, email)
+    candidates = _first_address_per_role(email)
     found = _holders_by_address(session, [lower for _, lower in candidates])
-    b2c = bool(settings.get(session, "b2c_mode"))
+    b2c = None  # read only when a Contact or converted Lead makes it matter
     for rule, lower in candidates:
         held = found.get(lower, {})
-        if "User" in held:
+        if "User" in held or not held:
             continue
+        if b2c is None:
+            b2c = bool(settings.get(session, "b2c_mode"))
         target = _record_for_address(session, held, b2c)
         if target and (link := make_link(session, *target, rule)):
             return link
     return None
 
 
-def _first_address_per_role(session: Session, email: Email) -> list[tuple[str, str]]:
+def _first_address_per_role(email: Email) -> list[tuple[str, str]]:
     """[(rule, lower address)] for From, the first Reply-To and the first To."""
-    by_role: dict[str, int] = {}
+    by_role: dict[str, str] = {}
     for recipient in sorted(email.recipients, key=lambda r: r.position):
-        by_role.setdefault(recipient.role, recipient.address_id)
-    ids = [by_role[role] for role, _ in _ADDRESS_RULES if role in by_role]
-    lowers = (
-        dict(
-            session.execute(
-                select(EmailAddress.id, EmailAddress.lower).where(EmailAddress.id.in_(ids))
-            ).all()
-        )
-        if ids
-        else {}
-    )
-    return [
-        (rule, lowers[by_role[role]])
-        for role, rule in _ADDRESS_RULES
-        if by_role.get(role) in lowers
-    ]
+        # Many-to-one by primary key: the importer's address rows come from the identity map.
+        by_role.setdefault(recipient.role, recipient.address.lower)
+    return [(rule, by_role[role]) for role, rule in _ADDRESS_RULES if role in by_role]
 
 
 def _holders_by_address(session: Session, lowers: list[str]) -> dict[str, dict[str, list[int]]]:
@@ -261,13 +251,17 @@ def set_parent(
 
 
 def propagate_to_orphan_replies(session: Session, email: Email) -> int:
-    """Give the mail's parent to its descendants that have none (a reply may arrive first)."""
+    """Give the mail's parent to its descendants that have none (a reply may arrive first).
+
+    Descendants are followed through In-Reply-To, which is indexed: a References scan per
+    imported mail would make a large import quadratic.
+    """
     if email.parent_type is None:
         return 0
     changed, queue, seen = 0, [email], {email.id}
     while queue:
         current = queue.pop()
-        for reply in replies_of(session, current):
+        for reply in replies_of(session, current, direct_only=True):
             if reply.id in seen or reply.parent_type is not None:
                 continue
             seen.add(reply.id)
@@ -293,3 +287,106 @@ def replies_of(session: Session, email: Email, direct_only: bool = False) -> lis
         for m in session.scalars(stmt)
         if m.in_reply_to == ident or (not direct_only and ident in (m.references or []))
     ]
+
+
+def find_parents(session: Session, emails: list[Email], account=None,
+                 key: str | None = None) -> dict[int, Link | None]:
+    """`find_parent` for a batch of new mail (the import): same rules, lookups once per batch.
+
+    Mail of the batch is linked oldest first, so a reply in the same batch finds its parent.
+    A group account that creates cases may add records while its batch is linked, so its mail
+    goes through `find_parent` one by one.
+    """
+    if account is not None and account.is_group and account.create_case:
+        return {e.id: find_parent(session, e, None, account, key) for e in emails}
+    key = session_key(session) if key is None else key
+    chains = {e.id: reference_chain(e) for e in emails}
+    replied = _mail_by_identity(session, {ref for chain in chains.values() for ref in chain})
+    roles = {e.id: _first_address_per_role_in_memory(session, e) for e in emails}
+    holders = _holders_by_address(session, list({lower for r in roles.values() for _, lower in r}))
+    _load_people(session, holders)
+    b2c = bool(settings.get(session, "b2c_mode"))
+    links: dict[int, Link | None] = {}
+    for email in sorted(emails, key=lambda e: (e.date_sent is None, e.date_sent, e.id)):
+        link = (_by_thread_token(session, chains[email.id], key)
+                or _from_replied(session, chains[email.id], replied)
+                or _from_addresses(session, roles[email.id], holders, b2c))
+        links[email.id] = link
+        if link is not None:
+            apply_link_columns(email, link)
+            replied[email.identity] = email
+    return links
+
+
+def apply_link_columns(email: Email, link: Link) -> None:
+    email.parent_type, email.parent_id = link.parent_type, link.parent_id
+    email.account_id, email.link_rule = link.account_id, link.rule
+
+
+def _mail_by_identity(session: Session, identities: set[str]) -> dict[str, Email]:
+    if not identities:
+        return {}
+    stmt = select(Email).where(Email.identity.in_(identities), Email.parent_type.is_not(None))
+    return {m.identity: m for m in session.scalars(stmt)}
+
+
+def _from_replied(session: Session, chain: list[str], replied: dict[str, Email]) -> Link | None:
+    for ref in chain:
+        mail = replied.get(ref)
+        if mail is not None and mail.parent_type and (
+            link := make_link(session, mail.parent_type, mail.parent_id, "replied-mail")
+        ):
+            return link
+    return None
+
+
+def _first_address_per_role_in_memory(session: Session, email: Email) -> list[tuple[str, str]]:
+    """As `_first_address_per_role`, reading address rows from the session (no query)."""
+    by_role: dict[str, int] = {}
+    for recipient in sorted(email.recipients, key=lambda r: r.position):
+        by_role.setdefault(recipient.role, recipient.address_id)
+    out = []
+    for role, rule in _ADDRESS_RULES:
+        if role in by_role:
+            row = session.get(EmailAddress, by_role[role])
+            if row is not None:
+                out.append((rule, row.lower))
+    return out
+
+
+def _load_people(session: Session, holders: dict[str, dict[str, list[int]]]) -> None:
+    """Load the batch's Contacts and Leads in two queries, so `session.get` finds them."""
+    for model, name in ((Contact, "Contact"), (Lead, "Lead")):
+        ids = {i for by_type in holders.values() for i in by_type.get(name, [])}
+        if ids:
+            list(session.scalars(select(model).where(model.id.in_(ids))))
+
+
+def _from_addresses(session: Session, roles: list[tuple[str, str]],
+                    holders: dict[str, dict[str, list[int]]], b2c: bool) -> Link | None:
+    for rule, lower in roles:
+        held = holders.get(lower, {})
+        if "User" in held:
+            continue
+        target = _record_for_address(session, held, b2c)
+        if target and (link := make_link(session, *target, rule)):
+            return link
+    return None
+
+
+def propagate_to_orphan_replies_of(session: Session, emails: list[Email]) -> int:
+    """`propagate_to_orphan_replies` for a batch: one indexed query per generation."""
+    parents = {e.identity: e for e in emails if e.parent_type}
+    changed = 0
+    while parents:
+        stmt = select(Email).where(Email.in_reply_to.in_(list(parents)),
+                                   Email.parent_type.is_(None))
+        found = {}
+        for reply in session.scalars(stmt):
+            source = parents[reply.in_reply_to]
+            reply.parent_type, reply.parent_id = source.parent_type, source.parent_id
+            reply.account_id, reply.link_rule = source.account_id, "replied-mail"
+            found[reply.identity] = reply
+            changed += 1
+        parents = found
+    return changed
