@@ -246,22 +246,29 @@ def set_parent(
     link = make_link(session, parent_type, parent_id, rule)
     if link is None:
         raise LookupError(f"{parent_type} {parent_id} does not exist")
-    apply_link(session, email, link)
+    email.parent_type, email.parent_id = link.parent_type, link.parent_id
+    email.account_id, email.link_rule = link.account_id, link.rule
+    session.flush()
+    # By hand, once: also follow References, so a reply whose direct parent is missing is found.
+    propagate_to_orphan_replies(session, email, via_references=True)
     return link
 
 
-def propagate_to_orphan_replies(session: Session, email: Email) -> int:
+def propagate_to_orphan_replies(
+    session: Session, email: Email, via_references: bool = False
+) -> int:
     """Give the mail's parent to its descendants that have none (a reply may arrive first).
 
     Descendants are followed through In-Reply-To, which is indexed: a References scan per
-    imported mail would make a large import quadratic.
+    imported mail would make a large import quadratic. `via_references` adds that scan, for
+    one-off changes made by hand.
     """
     if email.parent_type is None:
         return 0
     changed, queue, seen = 0, [email], {email.id}
     while queue:
         current = queue.pop()
-        for reply in replies_of(session, current, direct_only=True):
+        for reply in replies_of(session, current, direct_only=not via_references):
             if reply.id in seen or reply.parent_type is not None:
                 continue
             seen.add(reply.id)
@@ -289,8 +296,9 @@ def replies_of(session: Session, email: Email, direct_only: bool = False) -> lis
     ]
 
 
-def find_parents(session: Session, emails: list[Email], account=None,
-                 key: str | None = None) -> dict[int, Link | None]:
+def find_parents(
+    session: Session, emails: list[Email], account=None, key: str | None = None
+) -> dict[int, Link | None]:
     """`find_parent` for a batch of new mail (the import): same rules, lookups once per batch.
 
     Mail of the batch is linked oldest first, so a reply in the same batch finds its parent.
@@ -308,9 +316,11 @@ def find_parents(session: Session, emails: list[Email], account=None,
     b2c = bool(settings.get(session, "b2c_mode"))
     links: dict[int, Link | None] = {}
     for email in sorted(emails, key=lambda e: (e.date_sent is None, e.date_sent, e.id)):
-        link = (_by_thread_token(session, chains[email.id], key)
-                or _from_replied(session, chains[email.id], replied)
-                or _from_addresses(session, roles[email.id], holders, b2c))
+        link = (
+            _by_thread_token(session, chains[email.id], key)
+            or _from_replied(session, chains[email.id], replied)
+            or _from_addresses(session, roles[email.id], holders, b2c)
+        )
         links[email.id] = link
         if link is not None:
             apply_link_columns(email, link)
@@ -333,8 +343,10 @@ def _mail_by_identity(session: Session, identities: set[str]) -> dict[str, Email
 def _from_replied(session: Session, chain: list[str], replied: dict[str, Email]) -> Link | None:
     for ref in chain:
         mail = replied.get(ref)
-        if mail is not None and mail.parent_type and (
-            link := make_link(session, mail.parent_type, mail.parent_id, "replied-mail")
+        if (
+            mail is not None
+            and mail.parent_type
+            and (link := make_link(session, mail.parent_type, mail.parent_id, "replied-mail"))
         ):
             return link
     return None
@@ -362,8 +374,12 @@ def _load_people(session: Session, holders: dict[str, dict[str, list[int]]]) -> 
             list(session.scalars(select(model).where(model.id.in_(ids))))
 
 
-def _from_addresses(session: Session, roles: list[tuple[str, str]],
-                    holders: dict[str, dict[str, list[int]]], b2c: bool) -> Link | None:
+def _from_addresses(
+    session: Session,
+    roles: list[tuple[str, str]],
+    holders: dict[str, dict[str, list[int]]],
+    b2c: bool,
+) -> Link | None:
     for rule, lower in roles:
         held = holders.get(lower, {})
         if "User" in held:
@@ -379,8 +395,9 @@ def propagate_to_orphan_replies_of(session: Session, emails: list[Email]) -> int
     parents = {e.identity: e for e in emails if e.parent_type}
     changed = 0
     while parents:
-        stmt = select(Email).where(Email.in_reply_to.in_(list(parents)),
-                                   Email.parent_type.is_(None))
+        stmt = select(Email).where(
+            Email.in_reply_to.in_(list(parents)), Email.parent_type.is_(None)
+        )
         found = {}
         for reply in session.scalars(stmt):
             source = parents[reply.in_reply_to]

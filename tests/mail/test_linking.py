@@ -238,6 +238,16 @@ def test_set_parent_by_hand_passes_it_to_replies_without_parent(db):
     assert linked.parent_id == other.id
 
 
+def test_set_parent_by_hand_reaches_replies_whose_direct_parent_is_missing(db):
+    lee = records.lead(db)
+    root = make_email(db, message_id="root@x.example")
+    orphan = make_email(
+        db, in_reply_to="missing@x.example", references=["root@x.example", "missing@x.example"]
+    )
+    linking.set_parent(db, root, "Lead", lee.id)
+    assert (orphan.parent_type, orphan.parent_id) == ("Lead", lee.id)
+
+
 def test_clearing_a_parent_removes_the_link(db):
     acme = records.account(db)
     email = make_email(db, parent=acme)
