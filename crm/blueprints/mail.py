@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, make_response, redirect, request, url_for
+from flask import Blueprint, abort, current_app, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from crm import mailbox, mailbox_actions, web
 from crm.blueprints import inbox
 from crm.mail import reading, sanitize
+from crm.models import User
 from crm.web import db, fragment, get_or_404, is_htmx, page, services, trigger
 
 bp = Blueprint("mail", __name__, url_prefix="/mail")
+INLINE_TOKEN_SECONDS = 24 * 3600
 
 
 @bp.before_request
-@login_required
 def _signed_in():
-    pass
+    # Inline images are fetched by the sandboxed iframe, whose opaque origin sends no session
+    # cookie: they carry a signed, expiring token for one user and one attachment instead.
+    if request.endpoint != "mail.inline_image":
+        return login_required(lambda: None)()
+    return None
 
 
 @bp.get("/<int:email_id>")
@@ -49,9 +55,17 @@ def _context(email) -> dict:
 
 
 def _inline_url(email_id: int):
-    return lambda att_id: url_for(
-        "mail.attachment", email_id=email_id, attachment_id=att_id, inline=1, _external=True
-    )
+    def url(att_id: int) -> str:
+        token = _signer().dumps([current_user.id, email_id, att_id])
+        return url_for(
+            "mail.inline_image", email_id=email_id, attachment_id=att_id, t=token, _external=True
+        )
+
+    return url
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="mail-inline-image")
 
 
 @bp.post("/<int:email_id>/action")
@@ -103,6 +117,30 @@ def attachment(email_id: int, attachment_id: int):
     kind = reading.safe_type(att.content_type)
     inline = request.args.get("inline") == "1" and kind in reading.INLINE_IMAGE_TYPES
     return _download(services().blobs.get(att.sha256), kind, att.filename, inline)
+
+
+@bp.get("/<int:email_id>/inline/<int:attachment_id>")
+def inline_image(email_id: int, attachment_id: int):
+    """An inline (cid:) image for the mail body, authorised by its token, images only."""
+    try:
+        user_id, signed_email, signed_att = _signer().loads(
+            request.args.get("t", ""), max_age=INLINE_TOKEN_SECONDS
+        )
+    except BadData:
+        abort(404)
+    user = db().get(User, user_id)
+    if (
+        (signed_email, signed_att) != (email_id, attachment_id)
+        or user is None
+        or not user.is_active
+    ):
+        abort(404)
+    email = get_or_404(mailbox.readable(db(), user, email_id))
+    att = get_or_404(next((a for a in email.attachments if a.id == attachment_id), None))
+    kind = reading.safe_type(att.content_type)
+    if kind not in reading.INLINE_IMAGE_TYPES:
+        abort(404)
+    return _download(services().blobs.get(att.sha256), kind, att.filename, inline=True)
 
 
 @bp.get("/<int:email_id>/original")

@@ -43,7 +43,23 @@
     });
   }
 
+  // A list swap (after an action) keeps the cursor on the same mail, or at the same place.
+  var kept = null;
+  function keepCursor() {
+    var row = current();
+    kept = row ? {id: row.getAttribute("data-id"), index: rows().indexOf(row)} : null;
+  }
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!kept || !document.getElementById("rows")) { return; }
+    var all = rows();
+    var row = document.querySelector('#rows tr.mailrow[data-id="' + kept.id + '"]') ||
+      all[Math.min(kept.index, all.length - 1)];
+    if (row) { row.classList.add("cursor"); }
+    kept = null;
+  });
+
   function act(action) {
+    keepCursor();
     var row = current();
     var ids = selectedIds(row && row.getAttribute("data-id"));
     if (!ids.length) { return; }

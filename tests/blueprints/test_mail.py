@@ -103,7 +103,8 @@ def test_always_show_images_from_a_sender(user_client, db, rep):
     assert "cdn.example/other.png" in srcdoc(user_client.get(f"/mail/{later}").get_data(as_text=True))
 
 
-def test_cid_images_point_at_the_authenticated_attachment(user_client, db, rep, services):
+def test_cid_images_point_at_a_signed_image_url_that_needs_no_cookie(user_client, db, rep, services,
+                                                                     app):
     mail = make_email(db, users=[rep.id], html='<img src="cid:logo@x">')
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 20
     att = Attachment(email_id=mail.id, filename="logo.png", content_type="image/png",
@@ -111,10 +112,27 @@ def test_cid_images_point_at_the_authenticated_attachment(user_client, db, rep, 
     db.add(att)
     db.commit()
     doc = srcdoc(user_client.get(f"/mail/{mail.id}").get_data(as_text=True))
-    assert f"/mail/{mail.id}/attachments/{att.id}?inline=1" in doc
-    image = user_client.get(f"/mail/{mail.id}/attachments/{att.id}?inline=1")
+    url = re.search(r'<img src="http://localhost(/mail/\d+/inline/\d+\?t=[^"]+)"', doc).group(1)
+    assert url.startswith(f"/mail/{mail.id}/inline/{att.id}?t=")
+    # The sandboxed iframe sends no session cookie: the token alone must do.
+    image = app.test_client().get(url)
     assert image.data == png and image.headers["Content-Type"] == "image/png"
     assert image.headers["Content-Disposition"].startswith("inline;")
+    assert app.test_client().get(url[:-3] + "xyz").status_code == 404
+    assert app.test_client().get(f"/mail/{mail.id}/inline/{att.id}").status_code == 404
+
+
+def test_inline_token_is_bound_to_its_attachment(user_client, db, rep, services, app):
+    mail = make_email(db, users=[rep.id], html='<img src="cid:a@x">')
+    png = services.blobs.put(b"\x89PNG\r\n\x1a\n")
+    first = Attachment(email_id=mail.id, filename="a.png", content_type="image/png", sha256=png,
+                       content_id="a@x")
+    second = Attachment(email_id=mail.id, filename="b.html", content_type="text/html", sha256=png)
+    db.add_all([first, second])
+    db.commit()
+    doc = srcdoc(user_client.get(f"/mail/{mail.id}").get_data(as_text=True))
+    token = re.search(r"\?t=([^\"]+)", doc).group(1)
+    assert app.test_client().get(f"/mail/{mail.id}/inline/{second.id}?t={token}").status_code == 404
 
 
 def test_attachments_download_with_our_own_type_and_a_safe_name(user_client, db, rep, services):

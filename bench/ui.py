@@ -1,0 +1,194 @@
+"""Mail client speed: server time for the first list page, page 500, a search and opening a mail.
+
+Seeds 100,000 mail for one user among 1,000,000 in the database (ten users) with bulk inserts,
+then times each request through the app in-process (median of --runs), on SQLite and/or
+PostgreSQL. Target: every median under 50 ms, and page 500 no slower than page 1.
+
+    .venv/bin/python bench/ui.py                      # both databases, full size
+    .venv/bin/python bench/ui.py --db sqlite --scale 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import string
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, insert, select, text
+
+from crm import create_app
+from crm.config import Config
+from crm.mailbox import PAGE_SIZE, encode_cursor
+from crm.migrations import upgrade
+from crm.models import Email, EmailAddress, EmailUserState, User
+from crm.users import create_user
+from tests.support import databases
+from tests.support.redisdb import REDIS_SERVER, claim_index
+
+USERS = 10
+PER_USER = 100_000
+BATCH = 5_000
+SEARCH_WORD = "zephyr"  # in about 1 mail of 200: a name or product one looks for
+rng = random.Random(42)
+WORDS = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(5000)]
+
+
+def sentence(n: int) -> str:
+    words = rng.choices(WORDS, k=n)
+    if rng.random() < 0.005:
+        words[rng.randrange(n)] = SEARCH_WORD
+    return " ".join(words)
+
+
+def seed(url: str, per_user: int) -> int:
+    """Users, addresses, mail and states by bulk insert; answers the benchmark user's id."""
+    engine = create_engine(url)
+    from crm.db import make_session_factory
+
+    with make_session_factory(engine)() as session:
+        user_ids = [create_user(session, f"user{i}", "password123", [f"user{i}@example.com"]).id
+                    for i in range(USERS)]
+        session.commit()
+    start = datetime(2021, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(insert(EmailAddress), [
+            {"address": f"person{i}@customer{i % 97}.example", "lower": f"person{i}@customer{i % 97}.example",
+             "opted_out": False, "invalid": False} for i in range(2000)])
+        address_ids = list(conn.scalars(select(EmailAddress.id).where(EmailAddress.address.like("person%"))))
+    email_id = 0
+    for user_id in user_ids:
+        for first in range(0, per_user, BATCH):
+            emails, states = [], []
+            for _ in range(min(BATCH, per_user - first)):
+                email_id += 1
+                when = start + timedelta(seconds=rng.randrange(5 * 365 * 86400) // 60 * 60)
+                body = sentence(40)
+                sender = rng.choice(address_ids)
+                emails.append({
+                    "id": email_id, "identity": f"bench-{email_id}@bench.example",
+                    "message_id": f"bench-{email_id}@bench.example", "references": [],
+                    "subject": sentence(6), "from_name": f"Person {sender}", "from_address_id": sender,
+                    "date_sent": when, "body_text": body, "body_html": "", "snippet": body[:200],
+                    "address_text": f"Person {sender} person{sender}@example user{user_id}@example.com",
+                    "status": "Archived", "has_attachments": rng.random() < 0.1, "is_auto_reply": False,
+                    "is_bounce": False, "size": 2000, "problems": [], "created_at": when,
+                })
+                states.append({
+                    "email_id": email_id, "user_id": user_id, "folder_id": None,
+                    "is_read": rng.random() < 0.9, "is_important": rng.random() < 0.02,
+                    "in_trash": False, "is_outgoing": False, "sort_date": when, "created_at": when,
+                })
+            with engine.begin() as conn:
+                conn.execute(insert(Email), emails)
+                conn.execute(insert(EmailUserState), states)
+        print(f"  seeded {email_id:,} mail", file=sys.stderr, flush=True)
+    _analyze(engine)
+    engine.dispose()
+    return user_ids[0]
+
+
+def _analyze(engine) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE"))
+
+
+def timed(client, url: str, runs: int) -> float:
+    """Median milliseconds of GET url (after one warm-up), failing loudly on a non-200."""
+    samples = []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        response = client.get(url)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {response.status_code}")
+        if i:
+            samples.append(elapsed)
+    return statistics.median(samples)
+
+
+def page_cursor(app, user_id: int, page: int) -> str:
+    """The cursor a reader holds after paging down to `page` (found once, outside the timing)."""
+    with app.extensions["crm"].Session() as session:
+        row = session.execute(
+            select(EmailUserState.sort_date, EmailUserState.email_id)
+            .where(EmailUserState.user_id == user_id)
+            .order_by(EmailUserState.sort_date.desc(), EmailUserState.email_id.desc())
+            .offset((page - 1) * PAGE_SIZE - 1).limit(1)
+        ).one()
+    return encode_cursor(*row)
+
+
+def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) -> dict[str, float]:
+    config = Config(instance_dir=workdir / "instance", database_url=url, redis_url=redis_url,
+                    secret_key="bench", data_dir=workdir / "data")
+    app = create_app(config)
+    client = app.test_client()
+    with app.extensions["crm"].Session() as session:
+        user = session.get(User, user_id)
+        with client.session_transaction() as flask_session:
+            flask_session["_user_id"] = user.get_id()
+            flask_session["_fresh"] = True
+        mail_ids = list(session.scalars(
+            select(EmailUserState.email_id).where(EmailUserState.user_id == user_id).limit(5000)))
+    results = {
+        "first list page": timed(client, "/inbox/", runs),
+        "page 500": timed(client, f"/inbox/inbox?after={page_cursor(app, user_id, 500)}", runs),
+        f"search '{SEARCH_WORD}'": timed(client, f"/inbox/search?q={SEARCH_WORD}", runs),
+    }
+    samples = []
+    for mail_id in rng.sample(mail_ids, runs):
+        t0 = time.perf_counter()
+        assert client.get(f"/mail/{mail_id}").status_code == 200
+        samples.append((time.perf_counter() - t0) * 1000)
+    results["open a mail"] = statistics.median(samples)
+    app.extensions["crm"].dispose()
+    return results
+
+
+def run(backend: str, per_user: int, runs: int, redis_url: str) -> dict[str, float]:
+    import os
+
+    os.environ["CRM_TEST_DB"] = backend
+    with tempfile.TemporaryDirectory() as tmp:
+        url, drop = databases.create_database(Path(tmp))
+        try:
+            upgrade(url)
+            t0 = time.perf_counter()
+            user_id = seed(url, per_user)
+            print(f"{backend}: seeded {USERS * per_user:,} mail in {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr)
+            return measure(url, user_id, Path(tmp), runs, redis_url)
+        finally:
+            drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100,000 mail for the user")
+    parser.add_argument("--runs", type=int, default=25)
+    args = parser.parse_args()
+    per_user = max(PAGE_SIZE * 500, int(PER_USER * args.scale))
+    index, release = claim_index()
+    try:
+        backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+        for backend in backends:
+            results = run(backend, per_user, args.runs, f"{REDIS_SERVER}/{index}")
+            print(f"\n{backend}: {per_user:,} mail for the user, {USERS * per_user:,} in the database")
+            for name, ms in results.items():
+                flag = "ok" if ms < 50 else "SLOW"
+                print(f"  {name:<22} {ms:7.1f} ms median  {flag}")
+    finally:
+        release()
+
+
+if __name__ == "__main__":
+    main()
