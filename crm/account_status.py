@@ -47,7 +47,9 @@ class AccountFormError(ValueError):
 
 
 def personal_accounts(session: Session, user_id: int) -> list[MailAccount]:
-    stmt = select(MailAccount).where(MailAccount.user_id == user_id, MailAccount.is_group.is_(False))
+    stmt = select(MailAccount).where(
+        MailAccount.user_id == user_id, MailAccount.is_group.is_(False)
+    )
     return list(session.scalars(stmt.order_by(MailAccount.name, MailAccount.id)))
 
 
@@ -93,21 +95,31 @@ def form_choices(session: Session, owner_id: int | None, group: bool) -> Choices
     if not group:
         return Choices(folders=folders.personal_folders(session, owner_id) if owner_id else [])
     users = session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.username))
-    return Choices(folders=folders.group_folders(session),
-                   teams=list(session.scalars(select(Team).order_by(Team.name))), users=list(users))
+    return Choices(
+        folders=folders.group_folders(session),
+        teams=list(session.scalars(select(Team).order_by(Team.name))),
+        users=list(users),
+    )
 
 
 def account_data(account: MailAccount) -> dict:
     """The account as form values (strings), never with its password."""
     return {
-        "name": account.name, "email": account.email_address, "host": account.imap_host,
-        "port": str(account.imap_port), "security": account.imap_security,
-        "login": account.imap_login, "folders": list(account.monitored_folders or []),
+        "name": account.name,
+        "email": account.email_address,
+        "host": account.imap_host,
+        "port": str(account.imap_port),
+        "security": account.imap_security,
+        "login": account.imap_login,
+        "folders": list(account.monitored_folders or []),
         "since": account.fetch_since.isoformat() if account.fetch_since else "",
         "target_folder_id": str(account.target_folder_id or ""),
-        "is_active": account.is_active, "team_ids": [str(t.id) for t in account.teams],
-        "add_all_team_users": account.add_all_team_users, "user_id": str(account.user_id or ""),
-        "create_case": account.create_case, "case_distribution": account.case_distribution,
+        "is_active": account.is_active,
+        "team_ids": [str(t.id) for t in account.teams],
+        "add_all_team_users": account.add_all_team_users,
+        "user_id": str(account.user_id or ""),
+        "create_case": account.create_case,
+        "case_distribution": account.case_distribution,
         "case_team_id": str(account.case_team_id or ""),
     }
 
@@ -144,8 +156,12 @@ def connection_values(form: Mapping) -> dict:
     if errors:
         raise AccountFormError(errors)
     login = form.get("login", "").strip() or form.get("email", "").strip()
-    return {"imap_host": host, "imap_port": int(port_text), "imap_security": security,
-            "imap_login": login}
+    return {
+        "imap_host": host,
+        "imap_port": int(port_text),
+        "imap_security": security,
+        "imap_login": login,
+    }
 
 
 def clean(form, choices: Choices, group: bool) -> dict:
@@ -158,10 +174,16 @@ def clean(form, choices: Choices, group: bool) -> dict:
     email = form.get("email", "").strip()
     if "@" not in email:
         errors["email"] = "enter the account's e-mail address"
-    values.update(name=form.get("name", "").strip() or email, email_address=email,
-                  monitored_folders=picked_folders(form), is_active=bool(form.get("is_active")))
+    values.update(
+        name=form.get("name", "").strip() or email,
+        email_address=email,
+        monitored_folders=picked_folders(form),
+        is_active=bool(form.get("is_active")),
+    )
     values["fetch_since"] = _date(form.get("since", ""), errors)
-    values["target_folder_id"] = _pick(form.get("target_folder_id"), choices.folders, "target_folder_id", errors)
+    values["target_folder_id"] = _pick(
+        form.get("target_folder_id"), choices.folders, "target_folder_id", errors
+    )
     if group:
         values.update(_group_values(form, choices, errors))
     if errors:
@@ -175,7 +197,9 @@ def _group_values(form, choices: Choices, errors: dict) -> dict:
         errors["case_distribution"] = f"choose one of {', '.join(DISTRIBUTIONS)}"
     team_ids = {t.id for t in choices.teams}
     return {
-        "team_ids": [int(t) for t in form.getlist("team_ids") if t.isdigit() and int(t) in team_ids],
+        "team_ids": [
+            int(t) for t in form.getlist("team_ids") if t.isdigit() and int(t) in team_ids
+        ],
         "add_all_team_users": bool(form.get("add_all_team_users")),
         "user_id": _pick(form.get("user_id"), choices.users, "user_id", errors),
         "create_case": bool(form.get("create_case")),
@@ -204,9 +228,16 @@ def _pick(raw: str | None, options: list, name: str, errors: dict) -> int | None
     return int(raw)
 
 
-def save_account(session: Session, box: SecretBox, values: dict, password: str, *,
-                 account: MailAccount | None = None, owner_id: int | None = None,
-                 group: bool = False) -> MailAccount:
+def save_account(
+    session: Session,
+    box: SecretBox,
+    values: dict,
+    password: str,
+    *,
+    account: MailAccount | None = None,
+    owner_id: int | None = None,
+    group: bool = False,
+) -> MailAccount:
     """Create (with `owner_id`) or update an account from cleaned values; AccountError on refusal."""
     values = dict(values)
     team_ids = values.pop("team_ids", None)
@@ -216,12 +247,21 @@ def save_account(session: Session, box: SecretBox, values: dict, password: str, 
         if not password:
             raise AccountError("enter the account's password")
         account = create_account(
-            session, box, user_id=values.pop("user_id", owner_id), is_group=group,
-            email=values.pop("email_address"), host=values.pop("imap_host"),
-            port=values.pop("imap_port"), security=values.pop("imap_security"),
-            login=values.pop("imap_login"), password=password, name=values.pop("name"),
-            folders=values.pop("monitored_folders"), since=values.pop("fetch_since"),
-            team_ids=team_ids or [])
+            session,
+            box,
+            user_id=values.pop("user_id", owner_id),
+            is_group=group,
+            email=values.pop("email_address"),
+            host=values.pop("imap_host"),
+            port=values.pop("imap_port"),
+            security=values.pop("imap_security"),
+            login=values.pop("imap_login"),
+            password=password,
+            name=values.pop("name"),
+            folders=values.pop("monitored_folders"),
+            since=values.pop("fetch_since"),
+            team_ids=team_ids or [],
+        )
         password, team_ids = "", None
     update_account(session, box, account, password=password, team_ids=team_ids, **values)
     session.flush()
@@ -241,11 +281,14 @@ def same_server(account: MailAccount, form: Mapping) -> bool:
         return False
 
 
-def server_folders(values: dict, password: str, allowlist: set[str], timeout: float = 20) -> list[str]:
+def server_folders(
+    values: dict, password: str, allowlist: set[str], timeout: float = 20
+) -> list[str]:
     """Log in with the form's values and list the server's folders; raises MailError."""
     endpoint = resolve(values["imap_host"], values["imap_port"], allowlist)
-    with ImapConnection(endpoint, values["imap_security"], values["imap_login"], password,
-                        timeout=timeout) as conn:
+    with ImapConnection(
+        endpoint, values["imap_security"], values["imap_login"], password, timeout=timeout
+    ) as conn:
         return sorted(conn.folders(), key=lambda name: (name.upper() != "INBOX", name.lower()))
 
 
@@ -305,19 +348,25 @@ def is_syncing(account: MailAccount, now: datetime | None = None) -> bool:
     return account.sync_state == "running" and claimed is not None and now - claimed < STALE_CLAIM
 
 
-def account_status(session: Session, account: MailAccount, queued: bool = False,
-                   now: datetime | None = None) -> Status:
+def account_status(
+    session: Session, account: MailAccount, queued: bool = False, now: datetime | None = None
+) -> Status:
     cursors = sorted(account.cursors, key=lambda c: (c.folder.upper() != "INBOX", c.folder.lower()))
     behind = sum(c.pending for c in cursors)
     syncing = is_syncing(account, now)
-    run = session.scalars(select(SyncRun).where(SyncRun.mail_account_id == account.id)
-                          .order_by(SyncRun.id.desc()).limit(1)).first()
+    run = session.scalars(
+        select(SyncRun)
+        .where(SyncRun.mail_account_id == account.id)
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    ).first()
     progress = None
     if run is not None:
         remaining = behind if run.state == "running" else max(run.remaining, behind)
         progress = Progress(run, remaining, time_left(remaining, run.rate))
-    return Status(account, syncing, queued, behind, cursors, progress,
-                  sum(c.imported for c in cursors))
+    return Status(
+        account, syncing, queued, behind, cursors, progress, sum(c.imported for c in cursors)
+    )
 
 
 def time_left(remaining: int, rate: float) -> float | None:
@@ -330,7 +379,7 @@ def time_left(remaining: int, rate: float) -> float | None:
 
 
 def plain_duration(seconds: float | None) -> str:
-    """"about 3 minutes" and the like; "unknown" without a rate yet."""
+    """ "about 3 minutes" and the like; "unknown" without a rate yet."""
     if seconds is None:
         return "unknown"
     if seconds < 60:

@@ -20,16 +20,26 @@ LOOPBACK = {"127.0.0.1:*"}
 
 
 def form(**values) -> MultiDict:
-    base = {"email": "rep@example.com", "host": "imap.example.com", "port": "993",
-            "security": "ssl", "login": "rep", "is_active": "1"}
+    base = {
+        "email": "rep@example.com",
+        "host": "imap.example.com",
+        "port": "993",
+        "security": "ssl",
+        "login": "rep",
+        "is_active": "1",
+    }
     base.update(values)
-    return MultiDict([(k, v) for k, vs in base.items() for v in (vs if isinstance(vs, list) else [vs])])
+    return MultiDict(
+        [(k, v) for k, vs in base.items() for v in (vs if isinstance(vs, list) else [vs])]
+    )
 
 
 # --- scoping -------------------------------------------------------------------------------
 
 
-def test_users_see_their_own_personal_accounts_and_admins_see_all(services, db, make_user, imap_server):
+def test_users_see_their_own_personal_accounts_and_admins_see_all(
+    services, db, make_user, imap_server
+):
     rep, other = make_user("rep"), make_user("other")
     admin = make_user("boss", admin=True)
     mine = make_account(services, rep, imap_server, imap_server.new_user())
@@ -41,8 +51,9 @@ def test_users_see_their_own_personal_accounts_and_admins_see_all(services, db, 
     assert accounts.visible_account(db, rep_user, theirs) is None
     assert accounts.visible_account(db, rep_user, group) is None
     assert accounts.visible_account(db, rep_user, 999999) is None
-    assert {a.id for a in (accounts.visible_account(db, admin_user, i) for i in (mine, theirs, group))} == {
-        mine, theirs, group}
+    assert {
+        a.id for a in (accounts.visible_account(db, admin_user, i) for i in (mine, theirs, group))
+    } == {mine, theirs, group}
     assert accounts.other_accounts(db, rep_user, group=True) == []
     assert [a.id for a in accounts.other_accounts(db, admin_user, group=True)] == [group]
     assert {a.id for a in accounts.other_accounts(db, admin_user, group=False)} == {mine, theirs}
@@ -52,9 +63,18 @@ def test_users_see_their_own_personal_accounts_and_admins_see_all(services, db, 
 
 
 def test_clean_gives_typed_values_and_defaults():
-    values = accounts.clean(form(port="", security="starttls", since="2024-03-01", login="",
-                                 folders=["INBOX", "Sent"], other_folders="Archive, Sent"),
-                            accounts.Choices(), group=False)
+    values = accounts.clean(
+        form(
+            port="",
+            security="starttls",
+            since="2024-03-01",
+            login="",
+            folders=["INBOX", "Sent"],
+            other_folders="Archive, Sent",
+        ),
+        accounts.Choices(),
+        group=False,
+    )
     assert values["imap_port"] == 143 and values["imap_security"] == "starttls"
     assert values["imap_login"] == "rep@example.com" and values["name"] == "rep@example.com"
     assert values["monitored_folders"] == ["INBOX", "Sent", "Archive"]
@@ -64,9 +84,26 @@ def test_clean_gives_typed_values_and_defaults():
 
 def test_clean_reports_every_problem_at_once():
     with pytest.raises(accounts.AccountFormError) as err:
-        accounts.clean(form(email="nobody", host="", port="70000", security="tls", since="01/02/2024",
-                            target_folder_id="5"), accounts.Choices(), group=False)
-    assert set(err.value.errors) == {"email", "host", "port", "security", "since", "target_folder_id"}
+        accounts.clean(
+            form(
+                email="nobody",
+                host="",
+                port="70000",
+                security="tls",
+                since="01/02/2024",
+                target_folder_id="5",
+            ),
+            accounts.Choices(),
+            group=False,
+        )
+    assert set(err.value.errors) == {
+        "email",
+        "host",
+        "port",
+        "security",
+        "since",
+        "target_folder_id",
+    }
 
 
 def test_no_folder_ticked_means_inbox():
@@ -80,9 +117,18 @@ def test_group_values_only_accept_offered_ids(db, make_user):
     team = create_team(db, "Support")
     db.flush()
     choices = accounts.Choices(teams=[team], users=[rep])
-    values = accounts.clean(form(team_ids=[str(team.id), "999"], user_id=str(rep.id), create_case="1",
-                                 case_distribution="round-robin", case_team_id=str(team.id),
-                                 add_all_team_users="1"), choices, group=True)
+    values = accounts.clean(
+        form(
+            team_ids=[str(team.id), "999"],
+            user_id=str(rep.id),
+            create_case="1",
+            case_distribution="round-robin",
+            case_team_id=str(team.id),
+            add_all_team_users="1",
+        ),
+        choices,
+        group=True,
+    )
     assert values["team_ids"] == [team.id] and values["user_id"] == rep.id
     assert values["case_distribution"] == "round-robin" and values["create_case"]
     with pytest.raises(accounts.AccountFormError) as err:
@@ -125,7 +171,9 @@ def test_a_new_account_needs_a_password(services, db, make_user):
 
 def test_the_stored_password_never_follows_a_changed_server(services, db, make_user):
     values = accounts.clean(form(), accounts.Choices(), group=False)
-    account = accounts.save_account(db, services.secret_box, values, "pw", owner_id=make_user("rep"))
+    account = accounts.save_account(
+        db, services.secret_box, values, "pw", owner_id=make_user("rep")
+    )
     for change in ({"host": "evil.example"}, {"port": "994"}, {"security": "none"}):
         moved = accounts.clean(form(**change), accounts.Choices(), group=False)
         with pytest.raises(AccountError, match="password again"):
@@ -164,8 +212,12 @@ def test_the_cap_on_personal_accounts_is_enforced(services, db, make_user):
 def test_server_folders_lists_the_mailbox_inbox_first(imap_server):
     box = imap_server.new_user()
     imap_server.append(box, raw_message(), folder="Sent")
-    values = {"imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_security": "none",
-              "imap_login": box}
+    values = {
+        "imap_host": "127.0.0.1",
+        "imap_port": imap_server.port,
+        "imap_security": "none",
+        "imap_login": box,
+    }
     names = accounts.server_folders(values, PASSWORD, LOOPBACK)
     assert names[0] == "INBOX" and "Sent" in names
     assert accounts.looks_like_sent("Sent") and accounts.looks_like_sent("INBOX.Sent Items")
@@ -173,8 +225,12 @@ def test_server_folders_lists_the_mailbox_inbox_first(imap_server):
 
 
 def test_server_folders_explains_failures_plainly(imap_server):
-    values = {"imap_host": "127.0.0.1", "imap_port": imap_server.port, "imap_security": "none",
-              "imap_login": imap_server.new_user()}
+    values = {
+        "imap_host": "127.0.0.1",
+        "imap_port": imap_server.port,
+        "imap_security": "none",
+        "imap_login": imap_server.new_user(),
+    }
     with pytest.raises(ImapError) as err:
         accounts.server_folders(values, "wrong", LOOPBACK)
     assert err.value.plain == "authentication failed"
@@ -206,7 +262,9 @@ def test_status_after_a_real_sync(services, db, make_user, imap_server):
     for n in range(3):
         imap_server.append(box, raw_message(subject=f"m{n}"))
     imap_server.append(box, raw_message(subject="sent"), folder="Sent")
-    account_id = make_account(services, make_user("rep"), imap_server, box, folders=("INBOX", "Sent"))
+    account_id = make_account(
+        services, make_user("rep"), imap_server, box, folders=("INBOX", "Sent")
+    )
     fetch(services, account_id)
     status = accounts.account_status(db, db.get(MailAccount, account_id))
     assert not status.active and status.behind == 0 and status.imported == 4

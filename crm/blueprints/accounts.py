@@ -20,8 +20,11 @@ bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
 @bp.context_processor
 def _helpers():
-    return {"ago": accounts.since_text, "duration": accounts.plain_duration,
-            "looks_like_sent": accounts.looks_like_sent}
+    return {
+        "ago": accounts.since_text,
+        "duration": accounts.plain_duration,
+        "looks_like_sent": accounts.looks_like_sent,
+    }
 
 
 def _account(account_id: int):
@@ -39,8 +42,13 @@ def index():
     session = db()
     groups = accounts.other_accounts(session, current_user, group=True)
     others = accounts.other_accounts(session, current_user, group=False)
-    return page("accounts/index.html", mine=accounts.personal_accounts(session, current_user.id),
-                groups=groups, others=others, owners=accounts.owner_names(session, groups + others))
+    return page(
+        "accounts/index.html",
+        mine=accounts.personal_accounts(session, current_user.id),
+        groups=groups,
+        others=others,
+        owners=accounts.owner_names(session, groups + others),
+    )
 
 
 # --- create and edit ----------------------------------------------------------------------
@@ -49,8 +57,17 @@ def index():
 def _form(account, group: bool, data: dict, errors=None, error=None, server=None, status=200):
     owner = account.user_id if account else current_user.id
     choices = accounts.form_choices(db(), owner, group)
-    return page("accounts/form.html", status, account=account, group=group, data=data,
-                choices=choices, errors=errors or {}, error=error, server=server or {})
+    return page(
+        "accounts/form.html",
+        status,
+        account=account,
+        group=group,
+        data=data,
+        choices=choices,
+        errors=errors or {},
+        error=error,
+        server=server or {},
+    )
 
 
 def _save(account, group: bool):
@@ -58,14 +75,25 @@ def _save(account, group: bool):
     owner = account.user_id if account else current_user.id
     try:
         values = accounts.clean(form, accounts.form_choices(session, owner, group), group)
-        saved = accounts.save_account(session, services().secret_box, values, form.get("password", ""),
-                                      account=account, owner_id=current_user.id, group=group)
+        saved = accounts.save_account(
+            session,
+            services().secret_box,
+            values,
+            form.get("password", ""),
+            account=account,
+            owner_id=current_user.id,
+            group=group,
+        )
     except accounts.AccountFormError as exc:
         session.rollback()
-        return _form(account, group, accounts.form_data(form), errors=exc.errors, status=_invalid_status())
+        return _form(
+            account, group, accounts.form_data(form), errors=exc.errors, status=_invalid_status()
+        )
     except AccountError as exc:
         session.rollback()
-        return _form(account, group, accounts.form_data(form), error=str(exc), status=_invalid_status())
+        return _form(
+            account, group, accounts.form_data(form), error=str(exc), status=_invalid_status()
+        )
     session.commit()
     flash(f"Mail account {saved.name} saved.", "info")
     return redirect(url_for("accounts.show", account_id=saved.id), 303)
@@ -74,7 +102,9 @@ def _save(account, group: bool):
 @bp.get("/new")
 @login_required
 def new():
-    return _form(None, False, {"folders": ["INBOX"], "security": "ssl", "port": "993", "is_active": True})
+    return _form(
+        None, False, {"folders": ["INBOX"], "security": "ssl", "port": "993", "is_active": True}
+    )
 
 
 @bp.post("/new")
@@ -86,8 +116,17 @@ def create():
 @bp.get("/group/new")
 @admin_required
 def new_group():
-    return _form(None, True, {"folders": ["INBOX"], "security": "ssl", "port": "993", "is_active": True,
-                              "case_distribution": "direct"})
+    return _form(
+        None,
+        True,
+        {
+            "folders": ["INBOX"],
+            "security": "ssl",
+            "port": "993",
+            "is_active": True,
+            "case_distribution": "direct",
+        },
+    )
 
 
 @bp.post("/group/new")
@@ -214,9 +253,15 @@ def fetch_now(account_id: int):
     try:
         queued = enqueue_fetch(_queue(), account.id)
     except RedisError:
-        return _after_action(account, "The background queue (Redis) is not reachable, so the "
-                                      "fetch could not start. Please try again later.", True)
-    return _after_action(account, "Fetch queued." if queued else "A fetch is already waiting or running.")
+        return _after_action(
+            account,
+            "The background queue (Redis) is not reachable, so the "
+            "fetch could not start. Please try again later.",
+            True,
+        )
+    return _after_action(
+        account, "Fetch queued." if queued else "A fetch is already waiting or running."
+    )
 
 
 @bp.post("/<int:account_id>/reset")
@@ -230,5 +275,8 @@ def reset(account_id: int):
         db().rollback()
         return _after_action(account, str(exc), True)
     db().commit()
-    return _after_action(account, f"{folder} will be read again from {form.get('since')} at the "
-                                  "next fetch; mail already here is not duplicated.")
+    return _after_action(
+        account,
+        f"{folder} will be read again from {form.get('since')} at the "
+        "next fetch; mail already here is not duplicated.",
+    )

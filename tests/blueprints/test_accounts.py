@@ -37,10 +37,18 @@ def user_id(db, username):
 
 
 def account_form(imap_server=None, **values):
-    data = {"name": "Work", "email": "rep@example.com", "host": "127.0.0.1",
-            "port": str(imap_server.port) if imap_server else "993", "security": "none",
-            "login": "rep", "password": SECRET, "folders": "INBOX", "since": "2024-01-01",
-            "is_active": "1"}
+    data = {
+        "name": "Work",
+        "email": "rep@example.com",
+        "host": "127.0.0.1",
+        "port": str(imap_server.port) if imap_server else "993",
+        "security": "none",
+        "login": "rep",
+        "password": SECRET,
+        "folders": "INBOX",
+        "since": "2024-01-01",
+        "is_active": "1",
+    }
     data.update(values)
     return data
 
@@ -80,8 +88,9 @@ def test_create_and_edit_keep_the_password_write_only(user_client, db, services,
     assert imap_password(account, services.secret_box) == SECRET
     edit = user_client.get(f"/accounts/{account.id}/edit").get_data(as_text=True)
     assert 'value="Work"' in edit and 'name="password" value=""' in edit
-    response = user_client.post(f"/accounts/{account.id}/edit",
-                                data=account_form(name="Renamed", password=""))
+    response = user_client.post(
+        f"/accounts/{account.id}/edit", data=account_form(name="Renamed", password="")
+    )
     assert response.status_code == 303
     [account] = accounts_of(db, "rep")
     assert account.name == "Renamed" and imap_password(account, services.secret_box) == SECRET
@@ -106,8 +115,9 @@ def test_a_new_password_replaces_the_stored_one(user_client, db, services):
 def test_changing_the_host_requires_the_password_again(user_client, db, services):
     user_client.post("/accounts/new", data=account_form())
     [account] = accounts_of(db, "rep")
-    response = user_client.post(f"/accounts/{account.id}/edit",
-                                data=account_form(host="elsewhere.example", password=""))
+    response = user_client.post(
+        f"/accounts/{account.id}/edit", data=account_form(host="elsewhere.example", password="")
+    )
     assert response.status_code == 422 and "password again" in response.get_data(as_text=True)
     assert accounts_of(db, "rep")[0].imap_host == "127.0.0.1"
 
@@ -121,8 +131,16 @@ def test_target_folder_must_be_one_of_the_users_folders(user_client, make_user, 
         theirs = folders.create_folder(session, other, "Private").id
     page = user_client.get("/accounts/new").get_data(as_text=True)
     assert "Customers" in page and "Private" not in page
-    assert user_client.post("/accounts/new", data=account_form(target_folder_id=str(theirs))).status_code == 422
-    assert user_client.post("/accounts/new", data=account_form(target_folder_id=str(mine))).status_code == 303
+    assert (
+        user_client.post(
+            "/accounts/new", data=account_form(target_folder_id=str(theirs))
+        ).status_code
+        == 422
+    )
+    assert (
+        user_client.post("/accounts/new", data=account_form(target_folder_id=str(mine))).status_code
+        == 303
+    )
     assert accounts_of(db, "rep")[0].target_folder_id == mine
 
 
@@ -153,7 +171,9 @@ def test_connection_lists_the_servers_folders(user_client, imap_server, bodies):
     data = account_form(imap_server, login=box, password=PASSWORD, folders=["INBOX"])
     response = user_client.post("/accounts/test", data=data, htmx=True)
     body = response.get_data(as_text=True)
-    assert response.status_code == 200 and body.lstrip().startswith('<fieldset id="server-folders">')
+    assert response.status_code == 200 and body.lstrip().startswith(
+        '<fieldset id="server-folders">'
+    )
     assert "Connected" in body and 'value="Sent"' in body and "(sent mail)" in body
     assert 'value="INBOX" checked' in body
     # Without JavaScript the whole form comes back, with the list.
@@ -166,7 +186,9 @@ def test_connection_failures_are_plain_words(user_client, imap_server, bodies):
     data = account_form(imap_server, login=imap_server.new_user(), password="wrong-password")
     body = user_client.post("/accounts/test", data=data, htmx=True).get_data(as_text=True)
     assert "Connection failed: authentication failed" in body
-    body = user_client.post("/accounts/test", data=account_form(port="x"), htmx=True).get_data(as_text=True)
+    body = user_client.post("/accounts/test", data=account_form(port="x"), htmx=True).get_data(
+        as_text=True
+    )
     assert "enter a port between 1 and 65535" in body
     assert not [b for b in bodies if "wrong-password" in b]
 
@@ -184,11 +206,15 @@ def test_connection_of_a_saved_account_uses_the_stored_password(user_client, ima
     user_client.post("/accounts/new", data=account_form(imap_server, login=box, password=PASSWORD))
     [account] = accounts_of(db, "rep")
     data = account_form(imap_server, login=box, password="")
-    body = user_client.post(f"/accounts/{account.id}/test", data=data, htmx=True).get_data(as_text=True)
+    body = user_client.post(f"/accounts/{account.id}/test", data=data, htmx=True).get_data(
+        as_text=True
+    )
     assert "Connected" in body
     # Pointed at another port, the stored password stays home (see same_server's own test).
     moved = account_form(imap_server, login=box, password="", port=str(free_port()))
-    body = user_client.post(f"/accounts/{account.id}/test", data=moved, htmx=True).get_data(as_text=True)
+    body = user_client.post(f"/accounts/{account.id}/test", data=moved, htmx=True).get_data(
+        as_text=True
+    )
     assert "Connected" not in body and "Connection failed: host unreachable" in body
 
 
@@ -204,7 +230,9 @@ def synced_account(services, db, imap_server, username="rep"):
     return account_id
 
 
-def test_status_is_a_page_and_a_fragment_that_stops_polling_when_idle(user_client, services, db, imap_server):
+def test_status_is_a_page_and_a_fragment_that_stops_polling_when_idle(
+    user_client, services, db, imap_server
+):
     account_id = synced_account(services, db, imap_server)
     page = user_client.get(f"/accounts/{account_id}")
     body = page.get_data(as_text=True)
@@ -215,7 +243,9 @@ def test_status_is_a_page_and_a_fragment_that_stops_polling_when_idle(user_clien
     assert fragment.status_code == 286 and text.lstrip().startswith('<section id="account-status"')
     assert "every 2s" not in text
     plain = user_client.get(f"/accounts/{account_id}/status")
-    assert plain.status_code == 302 and plain.headers["Location"].endswith(f"/accounts/{account_id}")
+    assert plain.status_code == 302 and plain.headers["Location"].endswith(
+        f"/accounts/{account_id}"
+    )
 
 
 def test_a_running_sync_keeps_polling_with_progress(user_client, services, db, imap_server):
@@ -231,7 +261,9 @@ def test_a_running_sync_keeps_polling_with_progress(user_client, services, db, i
     response = user_client.get(f"/accounts/{account_id}/status", headers={"HX-Request": "true"})
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and 'hx-trigger="every 2s"' in body
-    assert "Fetching now" in body and 'class="remaining">1200<' in body and "about 2 minutes" in body
+    assert (
+        "Fetching now" in body and 'class="remaining">1200<' in body and "about 2 minutes" in body
+    )
 
 
 def test_the_last_error_is_shown_in_plain_words(user_client, services, db, imap_server):
@@ -245,7 +277,9 @@ def test_fetch_now_enqueues_one_job(user_client, services, db, imap_server, redi
     account_id = synced_account(services, db, imap_server)
     response = user_client.post(f"/accounts/{account_id}/fetch", htmx=True)
     body = response.get_data(as_text=True)
-    assert response.status_code == 200 and "Fetch queued" in body and 'hx-trigger="every 2s"' in body
+    assert (
+        response.status_code == 200 and "Fetch queued" in body and 'hx-trigger="every 2s"' in body
+    )
     assert len(mail_queue(redis)) == 1
     response = user_client.post(f"/accounts/{account_id}/fetch")
     assert response.status_code == 303 and len(mail_queue(redis)) == 1
@@ -265,25 +299,34 @@ def test_fetch_now_says_so_when_redis_is_down(user_client, app, services, db, im
 
 
 def test_fetch_now_needs_a_since_date(user_client, services, db, imap_server, redis):
-    account_id = make_account(services, user_id(db, "rep"), imap_server, imap_server.new_user(), since=None)
+    account_id = make_account(
+        services, user_id(db, "rep"), imap_server, imap_server.new_user(), since=None
+    )
     body = user_client.post(f"/accounts/{account_id}/fetch", htmx=True).get_data(as_text=True)
     assert "fetch since" in body and len(mail_queue(redis)) == 0
 
 
 def test_reset_fetch_state_rereads_the_folder(user_client, services, db, imap_server):
     account_id = synced_account(services, db, imap_server)
-    response = user_client.post(f"/accounts/{account_id}/reset",
-                                data={"folder": "INBOX", "since": "2001-02-03"}, htmx=True)
+    response = user_client.post(
+        f"/accounts/{account_id}/reset", data={"folder": "INBOX", "since": "2001-02-03"}, htmx=True
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "will be read again from 2001-02-03" in body
     db.commit()
     db.expire_all()
-    cursor = db.scalars(select(FolderCursor).where(FolderCursor.mail_account_id == account_id)).one()
+    cursor = db.scalars(
+        select(FolderCursor).where(FolderCursor.mail_account_id == account_id)
+    ).one()
     assert cursor.since.isoformat() == "2001-02-03" and cursor.last_uid == 0
     assert fetch(services, account_id).imported == 0
-    response = user_client.post(f"/accounts/{account_id}/reset", data={"folder": "Nope", "since": "2001-02-03"})
+    response = user_client.post(
+        f"/accounts/{account_id}/reset", data={"folder": "Nope", "since": "2001-02-03"}
+    )
     assert response.status_code == 303
-    assert "choose one of the account" in user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "choose one of the account" in user_client.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
 
 
 # --- scoping -------------------------------------------------------------------------------
@@ -299,7 +342,9 @@ def test_another_users_account_answers_404(user_client, make_user, services, db,
 
 
 def test_group_accounts_are_for_admins_only(user_client, services, db, imap_server):
-    group = make_account(services, user_id(db, "rep"), imap_server, imap_server.new_user(), is_group=True)
+    group = make_account(
+        services, user_id(db, "rep"), imap_server, imap_server.new_user(), is_group=True
+    )
     assert user_client.get("/accounts/group/new").status_code == 404
     assert user_client.post("/accounts/group/new", data=account_form()).status_code == 404
     assert user_client.post("/accounts/test", data=account_form(group="1")).status_code == 404
@@ -316,12 +361,20 @@ def test_admins_create_and_edit_group_accounts(admin_client, make_user, services
         team_id = team.id
     page = admin_client.get("/accounts/group/new").get_data(as_text=True)
     assert "Support" in page and "Add all team users" in page and "round-robin" in page.lower()
-    data = account_form(email="support@example.com", team_ids=str(team_id), add_all_team_users="1",
-                        user_id=str(rep), create_case="1", case_distribution="least-busy",
-                        case_team_id=str(team_id))
+    data = account_form(
+        email="support@example.com",
+        team_ids=str(team_id),
+        add_all_team_users="1",
+        user_id=str(rep),
+        create_case="1",
+        case_distribution="least-busy",
+        case_team_id=str(team_id),
+    )
     assert admin_client.post("/accounts/group/new", data=data).status_code == 303
     [account] = accounts_of(db)
-    assert account.is_group and account.user_id == rep and [t.id for t in account.teams] == [team_id]
+    assert (
+        account.is_group and account.user_id == rep and [t.id for t in account.teams] == [team_id]
+    )
     assert account.add_all_team_users and account.create_case
     assert account.case_distribution == "least-busy" and account.case_team_id == team_id
     edit = admin_client.get(f"/accounts/{account.id}/edit").get_data(as_text=True)
@@ -329,13 +382,62 @@ def test_admins_create_and_edit_group_accounts(admin_client, make_user, services
     data.update(password="", team_ids=[], case_distribution="direct", add_all_team_users="")
     assert admin_client.post(f"/accounts/{account.id}/edit", data=data).status_code == 303
     [account] = accounts_of(db)
-    assert account.teams == [] and account.case_distribution == "direct" and not account.add_all_team_users
+    assert (
+        account.teams == []
+        and account.case_distribution == "direct"
+        and not account.add_all_team_users
+    )
     listing = admin_client.get("/accounts/").get_data(as_text=True)
     assert "Group accounts" in listing and "support@example.com" in listing and "rep" in listing
 
 
 def test_admins_see_other_users_accounts(admin_client, make_user, services, imap_server):
-    theirs = make_account(services, make_user("rep"), imap_server, imap_server.new_user(),
-                          email="reps@example.com")
+    theirs = make_account(
+        services, make_user("rep"), imap_server, imap_server.new_user(), email="reps@example.com"
+    )
     assert "reps@example.com" in admin_client.get("/accounts/").get_data(as_text=True)
     assert admin_client.get(f"/accounts/{theirs}").status_code == 200
+
+
+# --- in a browser --------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_in_a_browser_pick_folders_save_fetch_and_watch_progress(
+    live_server, browser, make_user, services, db, imap_server, redis
+):
+    from playwright.sync_api import expect
+
+    make_user("rep", ["rep@example.com"])
+    box = imap_server.new_user()
+    imap_server.append(box, raw_message(subject="In the inbox"))
+    imap_server.append(box, raw_message(subject="Sent elsewhere"), folder="Sent")
+    page = browser
+    page.goto(f"{live_server}/login")
+    page.get_by_label("User name").fill("rep")
+    page.get_by_label("Password").fill("password123")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Mail accounts").click()
+    page.get_by_role("link", name="New account").click()
+    page.get_by_label("E-mail address").fill("rep@example.com")
+    page.get_by_label("Host").fill("127.0.0.1")
+    page.get_by_label("Port", exact=True).fill(str(imap_server.port))
+    page.get_by_label("Security").select_option("none")
+    page.get_by_label("Login").fill(box)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#server-folders")).to_contain_text("Connected")
+    page.locator("#server-folders input[value=Sent]").check()
+    page.get_by_label("Fetch mail since").fill("2000-01-01")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#account-status")).to_contain_text("never")
+    page.get_by_role("button", name="Fetch now").click()
+    expect(page.locator("#account-status")).to_contain_text("waiting to start")
+    [account] = accounts_of(db, "rep")
+    assert account.monitored_folders == ["INBOX", "Sent"] and len(mail_queue(redis)) == 1
+    # Stand in for the worker: run the sync and take the job off the queue; the panel polls.
+    fetch(services, account.id)
+    mail_queue(redis).empty()
+    expect(page.locator("#account-status")).to_contain_text("Up to date", timeout=10_000)
+    expect(page.locator("#account-status .imported")).to_have_text("2")
+    expect(page.locator("#account-status")).not_to_have_attribute("hx-trigger", "every 2s")
