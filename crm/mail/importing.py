@@ -174,8 +174,7 @@ def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
         session.add(EmailLocation(mail_account_id=ctx.account.id, folder=folder,
                                   uidvalidity=uidvalidity, uid=cand.uid, email_id=cand.email_id))
     emails = list(by_identity.values())
-    for email in emails:
-        _link(session, ctx, email)
+    _link(session, ctx, emails)
     _deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
     if ctx.account.is_group:
         _file_in_group_folders(session, ctx, new)
@@ -215,17 +214,17 @@ def _new_email(ctx: ImportContext, cand: Candidate, addresses) -> Email:
     return email
 
 
-def _link(session: Session, ctx: ImportContext, email: Email) -> None:
-    mail = email._parsed  # noqa: SLF001
-    link = linking.find_parent(session, email, mail, ctx.account)
-    if link is not None:
-        email.parent_type, email.parent_id = link.parent_type, link.parent_id
-        email.account_id, email.link_rule = link.account_id, link.rule
-    propagate = getattr(linking, "propagate_to_orphan_replies", None)
-    if propagate is not None and email.parent_type:
-        propagate(session, email)
+def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
+    """Parents for the new mail, handed on to replies that came first; then email-to-case."""
+    links = linking.find_parents(session, emails, ctx.account)
+    for email in emails:
+        if links.get(email.id) is not None:
+            linking.apply_link_columns(email, links[email.id])
+    linking.propagate_to_orphan_replies_of(session, emails)
     if ctx.account.is_group and ctx.account.create_case:
-        email._extra_receivers = set(cases.route_to_case(session, email, mail, ctx.account))  # noqa: SLF001
+        for email in emails:
+            receivers = cases.route_to_case(session, email, email._parsed, ctx.account)  # noqa: SLF001
+            email._extra_receivers = set(receivers)  # noqa: SLF001
 
 
 def _deliver(session: Session, ctx: ImportContext, folder: str, candidates: list[Candidate],

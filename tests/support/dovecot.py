@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 PASSWORD = "secret"
-POOL_SIZE = 400
+POOL_SIZE = 1500
 
 
 def free_port() -> int:
