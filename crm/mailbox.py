@@ -11,7 +11,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, false, func, or_, select, true, tuple_
+from sqlalchemy import and_, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from crm import folders
@@ -125,23 +125,25 @@ def pane(session: Session, user: User) -> list[tuple[View, int]]:
 
 
 def unread_counts(session: Session, user_id: int) -> dict[str, int]:
-    """Unread mail per folder key, in two queries over the user's unread state rows."""
-    specials = [View(k, label) for k, label in SPECIAL]
-    sums = [func.coalesce(func.sum(case((condition(v, user_id), 1), else_=0)), 0) for v in specials]
-    stmt = select(*sums).select_from(S).join(E, E.id == S.email_id)
-    row = session.execute(stmt.where(S.user_id == user_id, S.is_read == false())).one()
-    counts = {v.key: int(n) for v, n in zip(specials, row)}
-    per_folder = (
-        select(S.folder_id, func.count())
-        .where(
-            S.user_id == user_id,
-            S.is_read == false(),
-            S.in_trash == false(),
-            S.folder_id.is_not(None),
-        )
-        .group_by(S.folder_id)
+    """Unread mail per folder key, in one query over the partial index of unread state rows.
+
+    Sent and Drafts get no count (one's own mail), and Inbox counts by state alone: a draft
+    is the user's own and never unread, so the list's Draft condition changes nothing here.
+    """
+    stmt = (
+        select(S.folder_id, S.in_trash, S.is_outgoing, S.is_important, func.count())
+        .where(S.user_id == user_id, S.is_read == false())
+        .group_by(S.folder_id, S.in_trash, S.is_outgoing, S.is_important)
     )
-    counts.update({str(fid): n for fid, n in session.execute(per_folder)})
+    counts: dict[str, int] = {}
+    for folder_id, in_trash, outgoing, important, n in session.execute(stmt):
+        keys = ["trash"] if in_trash else [str(folder_id) if folder_id else "inbox"]
+        if not in_trash and important:
+            keys.append("important")
+        if folder_id is None and not in_trash and outgoing:
+            keys.remove("inbox")
+        for key in keys:
+            counts[key] = counts.get(key, 0) + n
     return counts
 
 

@@ -36,7 +36,7 @@ def test_shared_mail_keeps_each_users_read_and_trash_state(db, users):
     assert keys(db, rep, "inbox") == [mail.id]
     assert keys(db, ann, "inbox") == []
     assert keys(db, ann, "trash") == [mail.id]
-    assert mailbox.unread_counts(db, rep.id)["inbox"] == 0
+    assert mailbox.unread_counts(db, rep.id).get("inbox", 0) == 0
     assert mailbox.unread_counts(db, ann.id)["trash"] == 1
     assert mailbox.state_of(db, ann.id, mail.id).is_read is False
 
@@ -81,6 +81,14 @@ def test_folder_of_someone_else_is_not_resolved(db, users):
     assert mailbox.resolve(db, rep, "nonsense") is None
     assert [v.label for v, _ in mailbox.pane(db, rep)] == [
         "Inbox", "Important", "Sent", "Drafts", "Trash", "Team"]
+
+
+def test_unread_counts_leave_out_own_mail_and_count_important_everywhere(db, users):
+    rep = users["rep"]
+    make_email(db, users=[rep.id], from_addr="rep@example.com", outgoing_for=[rep.id])
+    make_email(db, users=[rep.id], is_important=True, in_trash=True)
+    make_email(db, users=[rep.id], is_important=True)
+    assert mailbox.unread_counts(db, rep.id) == {"inbox": 1, "important": 1, "trash": 1}
 
 
 def test_unread_counts_per_folder(db, users):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -91,6 +92,13 @@ class EmailUserState(Base):
     __table_args__ = (
         UniqueConstraint("email_id", "user_id"),
         Index("ix_email_user_states_list", "user_id", "in_trash", "folder_id", "sort_date", "email_id"),
+        # Unread counts for the folder pane read only this (most mail is read, so it stays small).
+        Index(
+            "ix_email_user_states_unread",
+            "user_id", "folder_id", "in_trash", "is_outgoing", "is_important",
+            sqlite_where=text("is_read = 0"),
+            postgresql_where=text("is_read = false"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)

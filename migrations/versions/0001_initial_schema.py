@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 08:46:37.702861
+Create Date: 2026-11-28 09:09:15.683521
 """
 from alembic import op
 import sqlalchemy as sa
@@ -350,6 +350,7 @@ def upgrade():
     with op.batch_alter_table('email_user_states', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_email_user_states_email_id'), ['email_id'], unique=False)
         batch_op.create_index('ix_email_user_states_list', ['user_id', 'in_trash', 'folder_id', 'sort_date', 'email_id'], unique=False)
+        batch_op.create_index('ix_email_user_states_unread', ['user_id', 'folder_id', 'in_trash', 'is_outgoing', 'is_important'], unique=False, sqlite_where=sa.text('is_read = 0'), postgresql_where=sa.text('is_read = false'))
 
     op.create_table('folder_cursors',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -509,6 +510,7 @@ def downgrade():
     op.drop_table('leads')
     op.drop_table('folder_cursors')
     with op.batch_alter_table('email_user_states', schema=None) as batch_op:
+        batch_op.drop_index('ix_email_user_states_unread', sqlite_where=sa.text('is_read = 0'), postgresql_where=sa.text('is_read = false'))
         batch_op.drop_index('ix_email_user_states_list')
         batch_op.drop_index(batch_op.f('ix_email_user_states_email_id'))
 
