@@ -9,17 +9,15 @@ half-done and a rerun of the batch converges to the same rows (identity and loca
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, defer, selectinload
 
-from crm import addressbook, folders
+from crm import addressbook
 from crm.db import utcnow
-from crm.mail import cases, filters, linking
+from crm.mail import cases, delivery, filters, linking
 from crm.mail.imap import HeaderItem
 from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snippet
 from crm.models import (
@@ -29,15 +27,11 @@ from crm.models import (
     EmailAddressLink,
     EmailLocation,
     EmailRecipient,
-    EmailUserState,
     Folder,
     MailAccount,
 )
-from crm.notifications import notify
+from crm.models.mail import STATUS_ARCHIVED
 from crm.storage import BlobStore
-
-# Mail older than this is history: it never notifies anyone (issue: historical imports).
-HISTORICAL_AFTER = timedelta(days=2)
 
 
 @dataclass
@@ -154,64 +148,99 @@ def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:
 
 def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
           candidates: list[Candidate], result: BatchResult) -> None:
-    """Insert new Emails, locations and per-user states of a planned batch (flushes only)."""
+    """Insert new Emails, locations and per-user states of a planned batch (no commit).
+
+    Rows go in as multi-row INSERTs rather than through the unit of work: building and
+    flushing a dozen ORM objects per message cost more than parsing it.
+    """
     new = [c for c in candidates if c.email_id is None]
-    by_identity: dict[str, Email] = {}
-    addresses = addressbook.find_or_create(session, _all_addresses(c.mail for c in new))
+    first: dict[str, Candidate] = {}
     for cand in new:
-        email = by_identity.get(cand.identity)
-        if email is None:
-            email = by_identity[cand.identity] = _new_email(ctx, cand, addresses)
-            session.add(email)
-            result.imported += 1
-        else:
-            result.duplicates += 1  # the same message twice in one batch
-    session.flush()
+        first.setdefault(cand.identity, cand)
+    addresses = addressbook.find_or_create(session, _all_addresses(c.mail for c in first.values()))
+    ids = _insert_emails(session, list(first.values()), addresses)
     for cand in new:
-        cand.email_id = by_identity[cand.identity].id
-    result.duplicates += len(candidates) - len(new)
-    for cand in candidates:
-        session.add(EmailLocation(mail_account_id=ctx.account.id, folder=folder,
-                                  uidvalidity=uidvalidity, uid=cand.uid, email_id=cand.email_id))
-    emails = list(by_identity.values())
+        cand.email_id = ids[cand.identity]
+    result.imported += len(first)
+    result.duplicates += len(candidates) - len(first)
+    session.execute(insert(EmailLocation), [
+        {"mail_account_id": ctx.account.id, "folder": folder, "uidvalidity": uidvalidity,
+         "uid": c.uid, "email_id": c.email_id} for c in candidates])
+    emails = _load_new(session, list(ids.values()), first)
     _link(session, ctx, emails)
-    _deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
+    delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
     if ctx.account.is_group:
-        _file_in_group_folders(session, ctx, new)
-    result.email_ids.extend(e.id for e in emails)
+        delivery.file_in_group_folders(session, ctx, new)
+    result.email_ids.extend(ids.values())
 
 
-def _new_email(ctx: ImportContext, cand: Candidate, addresses) -> Email:
+def _insert_emails(session: Session, cands: list[Candidate], addresses) -> dict[str, int]:
+    """Insert Emails with their recipients and attachments; identity -> new id."""
+    if not cands:
+        return {}
+    rows = [_email_row(c, addresses) for c in cands]
+    stmt = insert(Email).returning(Email.id, Email.identity, sort_by_parameter_order=True)
+    ids = {identity: id_ for id_, identity in session.execute(stmt, rows)}
+    recipients, attachments = [], []
+    for cand in cands:
+        email_id = ids[cand.identity]
+        recipients += [{"email_id": email_id, **r} for r in _recipient_rows(cand.mail, addresses)]
+        attachments += [{"email_id": email_id, **a} for a in _attachment_rows(cand)]
+    if recipients:
+        session.execute(insert(EmailRecipient), recipients)
+    if attachments:
+        session.execute(insert(Attachment), attachments)
+    return ids
+
+
+def _people(mail: ParsedMail):
+    return [("from", [mail.from_] if mail.from_ else []), ("to", mail.to), ("cc", mail.cc),
+            ("bcc", mail.bcc), ("reply_to", mail.reply_to)]
+
+
+def _recipient_rows(mail: ParsedMail, addresses) -> list[dict]:
+    entries = [(role, name, addr) for role, group in _people(mail) for name, addr in group
+               if addr.lower() in addresses]
+    return [{"position": i, "role": role, "name": name[:320],
+             "address_id": addresses[addr.lower()].id}
+            for i, (role, name, addr) in enumerate(entries)]
+
+
+def _attachment_rows(cand: Candidate) -> list[dict]:
+    return [{"position": i, "filename": a.filename[:500], "content_type": a.content_type[:200],
+             "size": len(a.payload), "sha256": cand.attachment_sha256[i],
+             "content_id": (a.content_id or None) and a.content_id[:500], "is_inline": a.is_inline,
+             "parent_type": None, "parent_id": None}
+            for i, a in enumerate(cand.mail.attachments)]
+
+
+def _email_row(cand: Candidate, addresses) -> dict:
     mail = cand.mail
-    people = [("from", [mail.from_] if mail.from_ else []), ("to", mail.to), ("cc", mail.cc),
-              ("bcc", mail.bcc), ("reply_to", mail.reply_to)]
-    position = itertools.count()
-    recipients = [
-        EmailRecipient(position=next(position), role=role, name=name[:320],
-                       address_id=addresses[addr.lower()].id)
-        for role, entries in people for name, addr in entries if addr.lower() in addresses
-    ]
     from_row = addresses.get(mail.from_[1].lower()) if mail.from_ else None
-    attachments = [
-        Attachment(position=i, filename=a.filename[:500], content_type=a.content_type[:200],
-                   size=len(a.payload), sha256=cand.attachment_sha256[i],
-                   content_id=(a.content_id or None) and a.content_id[:500], is_inline=a.is_inline)
-        for i, a in enumerate(mail.attachments)
-    ]
-    email = Email(
-        identity=cand.identity, message_id=mail.message_id, in_reply_to=mail.in_reply_to,
-        references=list(mail.references), subject=mail.subject, from_name=(mail.from_ or ("", ""))[0][:320],
-        from_address_id=from_row.id if from_row else None, date_sent=mail.date,
-        body_text=mail.text, body_html=mail.html, snippet=snippet(mail.text),
-        address_text=" ".join(f"{n} {a}" for _, entries in people for n, a in entries)[:20000],
-        has_attachments=any(not a.is_inline for a in mail.attachments),
-        is_auto_reply=mail.is_auto_reply, is_bounce=mail.is_bounce, size=cand.header.size,
-        raw_sha256=cand.raw_sha256, problems=list(mail.problems),
-    )
-    email.recipients = recipients
-    email.attachments = attachments
-    email._parsed = mail  # the linking step reads the parsed headers  # noqa: SLF001
-    return email
+    return {
+        "identity": cand.identity, "message_id": mail.message_id, "in_reply_to": mail.in_reply_to,
+        "references": list(mail.references), "subject": mail.subject,
+        "from_name": (mail.from_ or ("", ""))[0][:320],
+        "from_address_id": from_row.id if from_row else None, "date_sent": mail.date,
+        "body_text": mail.text, "body_html": mail.html, "snippet": snippet(mail.text),
+        "address_text": " ".join(f"{n} {a}" for _, group in _people(mail) for n, a in group)[:20000],
+        "has_attachments": any(not a.is_inline for a in mail.attachments),
+        "is_auto_reply": mail.is_auto_reply, "is_bounce": mail.is_bounce,
+        "size": cand.header.size, "raw_sha256": cand.raw_sha256, "problems": list(mail.problems),
+        "status": STATUS_ARCHIVED, "created_at": utcnow(),
+    }
+
+
+def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate]) -> list[Email]:
+    """The new Emails as objects, for linking (bodies stay unloaded until asked for)."""
+    if not ids:
+        return []
+    stmt = (select(Email).where(Email.id.in_(ids))
+            .options(defer(Email.body_text), defer(Email.body_html), selectinload(Email.recipients)))
+    emails = list(session.scalars(stmt))
+    for email in emails:
+        email._parsed = by_identity[email.identity].mail
+    return emails
 
 
 def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
@@ -223,83 +252,18 @@ def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
     linking.propagate_to_orphan_replies_of(session, emails)
     if ctx.account.is_group and ctx.account.create_case:
         for email in emails:
-            receivers = cases.route_to_case(session, email, email._parsed, ctx.account)  # noqa: SLF001
-            email._extra_receivers = set(receivers)  # noqa: SLF001
+            receivers = cases.route_to_case(session, email, email._parsed, ctx.account)
+            email._extra_receivers = set(receivers)
 
 
-def _deliver(session: Session, ctx: ImportContext, folder: str, candidates: list[Candidate],
-             new_emails: dict[int, Email]) -> None:
-    """One state row per user who has the mail; notify each user once per batch."""
-    email_ids = {c.email_id for c in candidates}
-    have = _existing_states(session, email_ids)
-    fresh: dict[int, list[int]] = defaultdict(list)
-    done: set[tuple[int, int]] = set()
-    for cand in candidates:
-        mail = cand.mail or cand.headers_only
-        email = new_emails.get(cand.email_id)
-        extra = getattr(email, "_extra_receivers", set()) if email is not None else set()
-        for user_id, outgoing in _recipients(ctx, mail, extra).items():
-            key = (cand.email_id, user_id)
-            if key in have or key in done:
-                continue
-            done.add(key)
-            state, skip_notification = _state_for(session, ctx, folder, cand, mail, user_id, outgoing)
-            session.add(state)
-            if not skip_notification and _notifies(ctx, mail, state, outgoing):
-                fresh[user_id].append(cand.email_id)
-    for user_id, ids in fresh.items():
-        text = "1 new mail" if len(ids) == 1 else f"{len(ids)} new mails"
-        notify(session, user_id, "new_mail", text, email_ids=ids[:50], count=len(ids))
-
-
-def _file_in_group_folders(session: Session, ctx: ImportContext, new: list[Candidate]) -> None:
-    """A group account's "Move to group folder" filters share the mail with the folder's teams."""
-    by_folder: dict[int, set[int]] = defaultdict(set)
-    for cand in new:
-        folder_id = ctx.filters.account_folder(cand.mail)
-        if folder_id:
-            by_folder[folder_id].add(cand.email_id)
-    for folder_id, email_ids in by_folder.items():
-        folder = session.get(Folder, folder_id)
-        if folder is not None:
-            folders.file_in_group_folder(session, folder, email_ids)
-
-
-def _recipients(ctx: ImportContext, mail: ParsedMail, extra: set[int]) -> dict[int, bool]:
-    """user id -> is the mail outgoing for them (sent from one of their addresses)."""
-    sender = ctx.user_by_address.get(mail.from_[1].lower()) if mail.from_ else None
-    users = {u: False for u in ctx.receivers | extra}
-    for _name, addr in (*mail.to, *mail.cc, *mail.bcc):
-        user_id = ctx.user_by_address.get(addr.lower())
-        if user_id is not None:
-            users.setdefault(user_id, False)
-    if sender is not None:
-        users[sender] = True
-    return users
-
-
-def _state_for(session, ctx, folder, cand, mail, user_id, outgoing) -> tuple[EmailUserState, bool]:
-    folder_id = None
-    if user_id in ctx.receivers and not outgoing:
-        folder_id = (ctx.account.folder_map or {}).get(folder) or ctx.account.target_folder_id
-    placement = ctx.filters.inbox_placement(user_id, mail) if not outgoing else filters.NO_FILTER
-    seen = "\\Seen" in cand.header.flags
-    return EmailUserState(
-        email_id=cand.email_id, user_id=user_id,
-        folder_id=placement.folder_id or folder_id, in_trash=placement.in_trash,
-        is_read=outgoing or seen or placement.mark_read or _historical(ctx, mail),
-        is_outgoing=outgoing, sort_date=mail.date or ctx.now,
-    ), placement.skip_notification
-
-
-def _notifies(ctx, mail, state, outgoing) -> bool:
-    placement_skip = state.in_trash or state.is_read
-    return not (outgoing or placement_skip or _historical(ctx, mail)
-                or state.folder_id in ctx.skip_notify_folders)
-
-
-def _historical(ctx: ImportContext, mail: ParsedMail) -> bool:
-    return mail.date is not None and mail.date < ctx.now - HISTORICAL_AFTER
+def _all_addresses(mails) -> list[str]:
+    out = []
+    for mail in mails:
+        if mail.from_:
+            out.append(mail.from_[1])
+        for _name, addr in (*mail.to, *mail.cc, *mail.bcc, *mail.reply_to):
+            out.append(addr)
+    return out
 
 
 # --- lookups ---------------------------------------------------------------------------
@@ -318,22 +282,3 @@ def _emails_by_identity(session, identities) -> dict[str, int]:
         return {}
     stmt = select(Email.identity, Email.id).where(Email.identity.in_(identities))
     return dict(session.execute(stmt).all())
-
-
-def _existing_states(session, email_ids) -> set[tuple[int, int]]:
-    if not email_ids:
-        return set()
-    stmt = select(EmailUserState.email_id, EmailUserState.user_id).where(
-        EmailUserState.email_id.in_(email_ids))
-    return set(session.execute(stmt).all())
-
-
-def _all_addresses(mails) -> list[str]:
-    out = []
-    for mail in mails:
-        if mail.from_:
-            out.append(mail.from_[1])
-        for _name, addr in (*mail.to, *mail.cc, *mail.bcc, *mail.reply_to):
-            out.append(addr)
-    return out
-

@@ -221,7 +221,7 @@ def _store(loop, folder, uidvalidity, headers, candidates, result) -> None:
     try:
         importing.store(session, loop.ctx, folder, uidvalidity, candidates, result)
         session.flush()
-    except Exception:  # noqa: BLE001 - fall back to the careful path, logged below
+    except Exception:  # any failure: fall back to the careful path, logged here
         log.exception("batch store failed; storing message by message")
         session.rollback()
         _store_one_by_one(loop, folder, uidvalidity, headers, candidates, result)
@@ -244,7 +244,7 @@ def _try_store(session, ctx, folder, uidvalidity, cand, result) -> bool:
         importing.store(session, ctx, folder, uidvalidity, [cand], result)
         session.commit()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:  # one bad message must not stop the batch
         log.exception("message uid %s of %s could not be stored", cand.uid, folder)
         session.rollback()
         return False
