@@ -10,6 +10,7 @@ from pathlib import Path
 class BlobStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._made_dirs: set[Path] = set()  # an import writes thousands of blobs into few dirs
 
     def path(self, sha256: str) -> Path:
         return self.root / "blobs" / sha256[:2] / sha256[2:4] / sha256
@@ -20,7 +21,9 @@ class BlobStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(target.parent)
         tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
