@@ -77,6 +77,7 @@ def delete_record(session: Session, kind: Kind, record) -> None:
 
 
 def next_case_number(session: Session) -> int:
+    """Highest number plus one; the unique constraint makes a concurrent clash fail, not repeat."""
     return (session.scalar(select(func.max(Case.number))) or 0) + 1
 
 

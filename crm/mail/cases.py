@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from crm import addressbook
 from crm.mail import linking
 from crm.models import Attachment, Case, Contact, Email, Lead, Setting, Team
+from crm.records import next_case_number
 
 OPEN_STATUSES = ("New", "Assigned", "Pending")
 
@@ -74,11 +75,6 @@ def new_case(session: Session, email: Email) -> Case:
     session.add(case)
     session.flush()
     return case
-
-
-def next_case_number(session: Session) -> int:
-    # Numbers are unique (constraint); two concurrent creators fail one transaction, which retries.
-    return (session.scalar(select(func.max(Case.number))) or 0) + 1
 
 
 def copy_attachments(session: Session, email: Email, parent_type: str, parent_id: int) -> None:
