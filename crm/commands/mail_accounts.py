@@ -6,12 +6,12 @@ import json
 import os
 import sys
 
-
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from crm.mail.sync import Budget, sync_account
+from crm.mail.sync import Budget, SyncSummary, sync_account
 from crm.mail_accounts import AccountError, create_account
 from crm.mail_export import export_user_mail
 from crm.models import MailAccount, User
@@ -39,6 +39,7 @@ def _user(session, username: str) -> User:
 
 
 @click.command("add")
+@with_appcontext
 @click.option("--user", "username", required=True)
 @click.option("--email", required=True)
 @click.option("--host", required=True)
@@ -74,6 +75,7 @@ def add_account(username, email, host, port, security, login, password_env, fold
 
 
 @click.command("fetch")
+@with_appcontext
 @click.option("--account", "account_id", type=int, help="Only this account (default: all active).")
 @click.option("--json", "as_json", is_flag=True)
 def fetch(account_id, as_json):
@@ -84,9 +86,9 @@ def fetch(account_id, as_json):
             select(MailAccount.id).where(MailAccount.is_active.is_(True)).order_by(MailAccount.id)))
     totals = {"seen": 0, "imported": 0, "duplicates": 0, "skipped": 0, "failed": 0, "seconds": 0.0}
     errors = {}
-    show_bar = sys.stderr.isatty() and not as_json
+    show_progress = sys.stderr.isatty() and not as_json
     for aid in ids:
-        summary = _fetch_one(services, aid, show_bar)
+        summary = _fetch_one(services, aid, show_progress)
         for key in totals:
             totals[key] += getattr(summary, key)
         if summary.error:
@@ -102,40 +104,30 @@ def fetch(account_id, as_json):
         sys.exit(1)
 
 
-def _fetch_one(services, account_id: int, show_bar: bool):
-    from crm.mail.sync import SyncSummary
-
+def _fetch_one(services, account_id: int, show_progress: bool):
+    """Run bounded syncs back to back until the account is done (the worker's code path)."""
     total = SyncSummary()
-    with click.progressbar(length=0, label=f"account {account_id}", file=sys.stderr) if show_bar \
-            else _Null() as bar:
-        def progress(summary):
-            bar.update(summary.seen - bar.pos if hasattr(bar, "pos") else 0)
 
-        while True:
-            part = sync_account(services, account_id, Budget(max_seconds=60), progress=progress)
-            if part.busy:
-                part.error = "another sync of this account is running"
-            for key in ("seen", "imported", "duplicates", "skipped", "failed", "seconds"):
-                setattr(total, key, getattr(total, key) + getattr(part, key))
-            if part.error or part.done:
-                total.error = part.error
-                return total
+    def progress(part: SyncSummary) -> None:
+        if show_progress:
+            click.echo(f"\raccount {account_id}: {total.seen + part.seen} seen, "
+                       f"{total.imported + part.imported} imported", err=True, nl=False)
 
-
-class _Null:
-    pos = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, _n):
-        pass
+    while True:
+        part = sync_account(services, account_id, Budget(max_seconds=60), progress=progress)
+        if part.busy:
+            part.error = "another sync of this account is running"
+        for key in ("seen", "imported", "duplicates", "skipped", "failed", "seconds"):
+            setattr(total, key, getattr(total, key) + getattr(part, key))
+        if part.error or part.done:
+            total.error = part.error
+            if show_progress:
+                click.echo(err=True)
+            return total
 
 
 @click.command("export")
+@with_appcontext
 @click.option("--user", "username", required=True)
 @click.option("--folder")
 def export(username, folder):
@@ -150,6 +142,7 @@ def export(username, folder):
 
 
 @click.command("scheduler")
+@with_appcontext
 @click.option("--poll", default=5, help="Seconds between checks for due jobs.")
 def scheduler(poll):
     """Run the rq-scheduler process with the declared periodic jobs."""

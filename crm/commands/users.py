@@ -7,6 +7,7 @@ import secrets
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from crm.models import User
@@ -19,6 +20,7 @@ def register(group) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--password", required=True)
 @click.option("--email", "emails", multiple=True)
@@ -37,6 +39,7 @@ def create_user_command(username, password, emails, admin, teams, name):
 
 
 @click.command("ensure-admin")
+@with_appcontext
 @click.option("--url", default="http://127.0.0.1:5000/")
 def ensure_admin_command(url):
     """Create an `admin` user on first start and print how to sign in."""
