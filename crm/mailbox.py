@@ -11,7 +11,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, false, func, or_, select, true, tuple_
+from sqlalchemy import and_, exists, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from crm import folders
@@ -274,5 +274,6 @@ def thread(session: Session, user: User, email: Email) -> list[Email]:
     keys = {k for k in [*(email.references or []), email.in_reply_to, email.identity] if k}
     stmt = select(E).where(or_(E.identity.in_(keys), E.in_reply_to.in_(keys)), E.id != email.id)
     if not user.is_admin:
-        stmt = stmt.where(E.id.in_(select(S.email_id).where(S.user_id == user.id)))
+        # Correlated: a probe of (email_id, user_id) per candidate, not the user's whole list.
+        stmt = stmt.where(exists().where(S.email_id == E.id, S.user_id == user.id))
     return list(session.scalars(stmt.order_by(E.date_sent, E.id).limit(100)))
