@@ -84,6 +84,7 @@ class Candidate:
     mail: ParsedMail | None = None
     raw_sha256: str | None = None
     attachment_sha256: list[str] = field(default_factory=list)
+    attachment_sizes: list[int] = field(default_factory=list)
 
 
 def plan(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
@@ -115,22 +116,61 @@ def uids_to_download(ctx: ImportContext, candidates: list[Candidate]) -> list[in
     return [c.uid for c in candidates if c.email_id is None and c.header.size <= ctx.max_bytes]
 
 
-def parse_bodies(ctx: ImportContext, candidates: list[Candidate], bodies: dict[int, bytes]) -> None:
-    """Parse each downloaded message once; oversized ones keep their headers and a note."""
+@dataclass(frozen=True)
+class Prepared:
+    """A downloaded message after parsing (and, when asked, after its blobs were written)."""
+
+    mail: ParsedMail
+    raw_sha256: str | None
+    attachment_sha256: tuple[str, ...]
+    attachment_sizes: tuple[int, ...]
+
+
+def prepare(items: list[tuple[int, bytes]], blob_root: str | None,
+            max_bytes: int) -> dict[int, Prepared]:
+    """Parse downloaded messages; with `blob_root`, also store their blobs and drop the payloads.
+
+    Runs in a helper process while the previous batch is stored, so it takes and returns plain
+    values. Parsing never raises; a failing disk write does, and stops the sync.
+    """
+    blobs = BlobStore(blob_root) if blob_root else None
+    out = {}
+    for uid, raw in items:
+        mail = parse(raw, max_bytes)
+        sizes = tuple(len(a.payload) for a in mail.attachments)
+        if blobs is None:
+            out[uid] = Prepared(mail, None, (), sizes)
+            continue
+        shas = tuple(blobs.put(a.payload) for a in mail.attachments)
+        bare = tuple(dataclasses.replace(a, payload=b"") for a in mail.attachments)
+        out[uid] = Prepared(dataclasses.replace(mail, attachments=bare), blobs.put(raw), shas, sizes)
+    return out
+
+
+def blobs_before_filters(ctx: ImportContext) -> bool:
+    """Blobs may be written while parsing unless an Ignore filter must first read the body
+    (ignored mail must leave nothing behind)."""
+    return not any(f.needs_body for f in ctx.filters.ignore)
+
+
+def apply_prepared(ctx: ImportContext, candidates: list[Candidate], bodies: dict[int, bytes],
+                   prepared: dict[int, Prepared]) -> None:
+    """Give each new candidate its parsed mail; a missing body leaves headers and a note."""
     for cand in candidates:
         if cand.email_id is not None:
             continue
-        raw = bodies.get(cand.uid)
-        if raw is None:
+        done = prepared.get(cand.uid)
+        if done is None:
             note = (f"Message is larger than {ctx.max_bytes // (1024 * 1024)} MB: only its "
                     "headers were imported" if cand.header.size > ctx.max_bytes
                     else "The server did not return this message's body: only its headers were imported")
             cand.raw = cand.header.header
             cand.mail = dataclasses.replace(cand.headers_only,
                                             problems=(*cand.headers_only.problems, note))
-        else:
-            cand.raw = raw
-            cand.mail = parse(raw, ctx.max_bytes)
+            continue
+        cand.raw, cand.mail = bodies[cand.uid], done.mail
+        cand.raw_sha256, cand.attachment_sizes = done.raw_sha256, list(done.attachment_sizes)
+        cand.attachment_sha256 = list(done.attachment_sha256)
 
 
 def ignored_after_download(session: Session, ctx: ImportContext, candidates: list[Candidate]) -> list[Candidate]:
@@ -139,11 +179,12 @@ def ignored_after_download(session: Session, ctx: ImportContext, candidates: lis
 
 
 def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:
-    """Raw mail and attachments go to disk before any row refers to them."""
+    """Raw mail and attachments go to disk before any row refers to them (if not done yet)."""
     for cand in candidates:
-        if cand.email_id is None and cand.raw is not None:
+        if cand.email_id is None and cand.raw is not None and cand.raw_sha256 is None:
             cand.raw_sha256 = ctx.blobs.put(cand.raw)
             cand.attachment_sha256 = [ctx.blobs.put(a.payload) for a in cand.mail.attachments]
+            cand.attachment_sizes = [len(a.payload) for a in cand.mail.attachments]
 
 
 def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
@@ -153,6 +194,7 @@ def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
     Rows go in as multi-row INSERTs rather than through the unit of work: building and
     flushing a dozen ORM objects per message cost more than parsing it.
     """
+    _known_since_planned(session, candidates)
     new = [c for c in candidates if c.email_id is None]
     first: dict[str, Candidate] = {}
     for cand in new:
@@ -208,7 +250,7 @@ def _recipient_rows(mail: ParsedMail, addresses) -> list[dict]:
 
 def _attachment_rows(cand: Candidate) -> list[dict]:
     return [{"position": i, "filename": a.filename[:500], "content_type": a.content_type[:200],
-             "size": len(a.payload), "sha256": cand.attachment_sha256[i],
+             "size": cand.attachment_sizes[i], "sha256": cand.attachment_sha256[i],
              "content_id": (a.content_id or None) and a.content_id[:500], "is_inline": a.is_inline,
              "parent_type": None, "parent_id": None}
             for i, a in enumerate(cand.mail.attachments)]
@@ -267,6 +309,15 @@ def _all_addresses(mails) -> list[str]:
 
 
 # --- lookups ---------------------------------------------------------------------------
+
+def _known_since_planned(session: Session, candidates: list[Candidate]) -> None:
+    """Batches are planned while the one before is stored: look again for mail stored since."""
+    new = {c.identity for c in candidates if c.email_id is None}
+    known = _emails_by_identity(session, new)
+    for cand in candidates:
+        if cand.email_id is None and cand.identity in known:
+            cand.email_id = known[cand.identity]
+
 
 def _located_uids(session, account_id, folder, uidvalidity, uids) -> set[int]:
     if not uids:

@@ -10,8 +10,10 @@ and messages are matched by identity, so nothing is duplicated and links are kep
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
@@ -78,6 +80,17 @@ class _Loop:
     progress: Callable[[SyncSummary], None] | None
     started: float = field(default_factory=time.monotonic)
     batches: int = 0
+    _pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        """One helper process parses while this one stores: both cores busy."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
     def out_of_budget(self) -> bool:
         b = self.budget
@@ -125,10 +138,13 @@ def _sync_folders(services, session, account_id, run, budget, summary, progress)
         ctx = importing.load_context(session, account, services.blobs, max_bytes,
                                      users_receiving(session, account))
         loop = _Loop(session, conn, ctx, run, budget, summary, progress)
-        for folder in account.monitored_folders:
-            _sync_folder(loop, folder)
-            if loop.out_of_budget():
-                break
+        try:
+            for folder in account.monitored_folders:
+                _sync_folder(loop, folder)
+                if loop.out_of_budget():
+                    break
+        finally:
+            loop.close()
         summary.done = summary.remaining == 0 and not loop.out_of_budget()
     record_success(account)
     session.commit()
@@ -146,21 +162,13 @@ def _sync_folder(loop: _Loop, folder: str) -> None:
     cursor.server_messages, cursor.last_checked_at = status.messages, utcnow()
     if status.uidnext - 1 > cursor.last_uid:
         new = conn.uids_above(cursor.last_uid)
-        for batch in _chunks(new, loop.budget.batch_size):
-            if loop.out_of_budget():
-                loop.summary.remaining += len(new) - new.index(batch[0])
-                return
-            _import_batch(loop, folder, status.uidvalidity, batch, cursor, "up")
+        if not _run_batches(loop, _Batches(folder, status.uidvalidity, cursor, "up"), new):
+            return
         cursor.last_uid = max(cursor.last_uid, status.uidnext - 1)
     if cursor.backfill_below is not None:
         older = sorted(conn.uids_since(since, below=cursor.backfill_below), reverse=True)
-        for i, batch in enumerate(_chunks(older, loop.budget.batch_size)):
-            if loop.out_of_budget():
-                cursor.pending = len(older) - i * loop.budget.batch_size
-                loop.summary.remaining += cursor.pending
-                session.commit()
-                return
-            _import_batch(loop, folder, status.uidvalidity, batch, cursor, "down")
+        if not _run_batches(loop, _Batches(folder, status.uidvalidity, cursor, "down"), older):
+            return
         cursor.backfill_below = None
     cursor.pending = 0
     session.commit()
@@ -182,33 +190,88 @@ def _start_listing(session, conn, cursor: FolderCursor, status, since) -> None:
     session.commit()
 
 
-def _import_batch(loop: _Loop, folder: str, uidvalidity: int, uids: list[int],
-                  cursor: FolderCursor, direction: str) -> None:
+@dataclass
+class _Batches:
+    folder: str
+    uidvalidity: int
+    cursor: FolderCursor
+    direction: str  # "up": new mail, ascending; "down": first import, newest first
+
+
+def _run_batches(loop: _Loop, where: _Batches, uids: list[int]) -> bool:
+    """Import `uids` batch by batch; False when the budget ran out first (the rest stays)."""
+    batches = list(_chunks(uids, loop.budget.batch_size))
+    pending = None  # a batch downloaded and being parsed while the one before is stored
+    for i, batch in enumerate(batches):
+        if loop.out_of_budget():
+            _finish_batch(loop, where, pending)
+            left = sum(len(b) for b in batches[i:])
+            loop.summary.remaining += left
+            if where.direction == "down":
+                where.cursor.pending = left
+            loop.session.commit()
+            return False
+        started = _start_batch(loop, where, batch, parallel=len(batches) > 1)
+        _finish_batch(loop, where, pending)
+        pending = started
+    _finish_batch(loop, where, pending)
+    return True
+
+
+@dataclass
+class _Started:
+    uids: list[int]
+    headers: dict
+    candidates: list
+    result: importing.BatchResult
+    bodies: dict[int, bytes]
+    prepared: object  # a Future, or the prepared dict itself
+
+
+def _start_batch(loop: _Loop, where: _Batches, uids: list[int], parallel: bool) -> _Started:
+    """Headers, dedupe and filters, then bodies; parsing goes to the helper process."""
     session, ctx, conn = loop.session, loop.ctx, loop.conn
+    loop.batches += 1
     headers = conn.fetch_headers(uids)
     crash_point("after-headers")
-    candidates, result = importing.plan(session, ctx, folder, uidvalidity, headers)
+    candidates, result = importing.plan(session, ctx, where.folder, where.uidvalidity, headers)
     bodies = conn.fetch_bodies(importing.uids_to_download(ctx, candidates))
-    importing.parse_bodies(ctx, candidates, bodies)
-    kept = importing.ignored_after_download(session, ctx, candidates)
-    result.skipped += len(candidates) - len(kept)
+    items = [(c.uid, bodies[c.uid]) for c in candidates if c.uid in bodies]
+    blob_root = str(ctx.blobs.root) if importing.blobs_before_filters(ctx) else None
+    if parallel and items:
+        prepared = loop.pool().submit(importing.prepare, items, blob_root, ctx.max_bytes)
+    else:
+        prepared = importing.prepare(items, blob_root, ctx.max_bytes)
+    return _Started(uids, headers, candidates, result, bodies, prepared)
+
+
+def _finish_batch(loop: _Loop, where: _Batches, started: _Started | None) -> None:
+    """Store a started batch and commit it together with its folder cursor."""
+    if started is None:
+        return
+    session, ctx = loop.session, loop.ctx
+    prepared = started.prepared
+    prepared = prepared.result() if hasattr(prepared, "result") else prepared
+    importing.apply_prepared(ctx, started.candidates, started.bodies, prepared)
+    kept = importing.ignored_after_download(session, ctx, started.candidates)
+    result = started.result
+    result.skipped += len(started.candidates) - len(kept)
     importing.write_blobs(ctx, kept)
     crash_point("after-blobs")
-    _store(loop, folder, uidvalidity, headers, kept, result)
-    cursor = session.merge(cursor)
-    if direction == "up":
-        cursor.last_uid = max(cursor.last_uid, max(uids))
+    _store(loop, where.folder, where.uidvalidity, started.headers, kept, result)
+    cursor = session.merge(where.cursor)
+    if where.direction == "up":
+        cursor.last_uid = max(cursor.last_uid, max(started.uids))
     else:
-        cursor.backfill_below = min(uids)
+        cursor.backfill_below = min(started.uids)
         # Live "how far behind" for the status panel, committed with the batch.
-        cursor.pending = max(cursor.pending - len(uids), 0)
+        cursor.pending = max(cursor.pending - len(started.uids), 0)
     cursor.imported += result.imported
     _count(loop, result)
     heartbeat(session, ctx.account.id)
     crash_point("before-commit")
     session.commit()
     crash_point("after-commit")
-    loop.batches += 1
     if loop.progress:
         loop.progress(loop.summary)
 
@@ -235,6 +298,7 @@ def _store_one_by_one(loop, folder, uidvalidity, headers, candidates, result) ->
         for cand in fresh:
             cand.raw, cand.mail = old.raw, old.mail
             cand.raw_sha256, cand.attachment_sha256 = old.raw_sha256, old.attachment_sha256
+            cand.attachment_sizes = old.attachment_sizes
             if not _try_store(session, ctx, folder, uidvalidity, cand, result):
                 _store_minimal(session, ctx, folder, uidvalidity, cand, result)
 
@@ -259,7 +323,7 @@ def _store_minimal(session, ctx, folder, uidvalidity, cand, result) -> None:
     base = cand.mail or cand.headers_only
     cand.mail = dataclasses.replace(base, text="", html="", attachments=(),
                                     problems=(*base.problems, note))
-    cand.attachment_sha256 = []
+    cand.attachment_sha256, cand.attachment_sizes = [], []
     if not _try_store(session, ctx, folder, uidvalidity, cand, result):
         result.failed += 1
 
