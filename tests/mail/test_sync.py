@@ -267,3 +267,25 @@ def test_malformed_messages_are_stored_with_problems_and_never_stop_the_batch(se
     assert (summary.imported, summary.failed) == (5, 0)
     nul = db.scalars(select(Email).where(Email.message_id == "nul@test.example")).one()
     assert "\x00" not in nul.subject and "\x00" not in nul.body_text
+
+
+def test_mail_ignored_by_a_body_filter_leaves_no_blob_behind(services, db, make_user, imap_server):
+    import hashlib
+
+    from crm.models import EmailFilter
+
+    uid = make_user("rep", ["rep@example.com"])
+    db.add(EmailFilter(scope="global", action="ignore", body_any=["unsubscribe now"]))
+    db.commit()
+    box = imap_server.new_user()
+    spam = raw_message(body="Great offer. Unsubscribe now.\n", message_id="<spam@test.example>")
+    imap_server.append_many(box, [spam] + [raw_message(message_id=f"<k{i}@test.example>")
+                                           for i in range(4)])
+    summary = fetch(services, make_account(services, uid, imap_server, box), batch_size=2)
+    assert (summary.imported, summary.skipped) == (4, 1)
+    stored = imap_server.connect(box)
+    stored.select("INBOX", readonly=True)
+    _typ, data = stored.uid("FETCH", "1", "(BODY.PEEK[])")
+    stored.logout()
+    assert not services.blobs.exists(hashlib.sha256(data[0][1]).hexdigest())
+    assert "spam@test.example" not in _identities(db)
