@@ -32,6 +32,8 @@ def create_app(config: Config | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_STORAGE_URI=config.redis_url,
         RATELIMIT_HEADERS_ENABLED=True,
+        # If Redis is down, count sign-in attempts in memory rather than refuse every sign-in.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         MAX_CONTENT_LENGTH=50 * 1024 * 1024,
         TESTING=config.testing,
     )
