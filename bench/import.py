@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, text
 
-from tests.support.dovecot import PASSWORD, Dovecot  # noqa: E402
+from tests.support.dovecot import PASSWORD, Dovecot
 
 PG_SERVER = os.environ.get("CRM_BENCH_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 
@@ -40,7 +40,11 @@ def seed_mailbox(server: Dovecot, user: str, n: int, seed: int, script: Path) ->
     maildir = server.dir / "mail" / user
     out = subprocess.run(
         [sys.executable, str(script), "-n", str(n), "--seed", str(seed), "--maildir", str(maildir)],
-        check=True, capture_output=True, text=True, timeout=900)
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     server.doveadm("force-resync", "-u", user, "INBOX")
     return json.loads(out.stdout)
 
@@ -49,7 +53,9 @@ def bare_imap_tools(server: Dovecot, user: str) -> dict:
     from imap_tools import MailBoxUnencrypted
 
     started, count = time.perf_counter(), 0
-    with MailBoxUnencrypted(server.host, server.port).login(user, PASSWORD, initial_folder=None) as box:
+    with MailBoxUnencrypted(server.host, server.port).login(
+        user, PASSWORD, initial_folder=None
+    ) as box:
         box.folder.set("INBOX", readonly=True)
         for msg in box.fetch(mark_seen=False, bulk=200):
             _ = (msg.subject, msg.from_, msg.to, msg.date, msg.text, msg.html)
@@ -61,30 +67,71 @@ def bare_imap_tools(server: Dovecot, user: str) -> dict:
 
 
 def project_import(server: Dovecot, user: str, database_url: str, work: Path) -> dict:
-    env = dict(os.environ, DATABASE_URL=database_url, CRM_INSTANCE_DIR=str(work / "instance"),
-               CRM_DATA_DIR=str(work / "data"), CRM_MAIL_HOST_ALLOWLIST=f"127.0.0.1:{server.port}",
-               CRM_MAIL_PASSWORD=PASSWORD)
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        CRM_INSTANCE_DIR=str(work / "instance"),
+        CRM_DATA_DIR=str(work / "data"),
+        CRM_MAIL_HOST_ALLOWLIST=f"127.0.0.1:{server.port}",
+        CRM_MAIL_PASSWORD=PASSWORD,
+    )
     flask = [sys.executable, "-m", "flask", "--app", "app"]
 
     def run(*args):
-        return subprocess.run([*flask, *args], env=env, cwd=ROOT, check=True,
-                              capture_output=True, text=True, timeout=3600).stdout
+        return subprocess.run(
+            [*flask, *args],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        ).stdout
 
     run("db", "upgrade")
-    run("crm", "create-user", "bench", "--password", "bench-password", "--email",
-        f"{user}@mailbench.example")
-    account = json.loads(run("crm", "account", "add", "--user", "bench", "--email",
-                             f"{user}@mailbench.example", "--host", server.host, "--port",
-                             str(server.port), "--security", "none", "--login", user,
-                             "--password-env", "CRM_MAIL_PASSWORD", "--since", "2000-01-01"))["id"]
+    run(
+        "crm",
+        "create-user",
+        "bench",
+        "--password",
+        "bench-password",
+        "--email",
+        f"{user}@mailbench.example",
+    )
+    account = json.loads(
+        run(
+            "crm",
+            "account",
+            "add",
+            "--user",
+            "bench",
+            "--email",
+            f"{user}@mailbench.example",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+            "--security",
+            "none",
+            "--login",
+            user,
+            "--password-env",
+            "CRM_MAIL_PASSWORD",
+            "--since",
+            "2000-01-01",
+        )
+    )["id"]
     first = _timed_child([*flask, "crm", "fetch", "--account", str(account), "--json"], env)
     again = _timed_child([*flask, "crm", "fetch", "--account", str(account), "--json"], env)
     summary = first["summary"]
     return {
-        "imported": summary["imported"], "duplicates": summary["duplicates"],
-        "failed": summary["failed"], "seconds": summary["seconds"],
+        "imported": summary["imported"],
+        "duplicates": summary["duplicates"],
+        "failed": summary["failed"],
+        "seconds": summary["seconds"],
         "rate": round(summary["seen"] / summary["seconds"], 1) if summary["seconds"] else None,
-        "process_seconds": first["wall"], "peak_rss_mb": first["peak_rss_mb"],
+        "process_seconds": first["wall"],
+        "peak_rss_mb": first["peak_rss_mb"],
         "incremental_sync_seconds": again["summary"]["seconds"],
     }
 
@@ -92,12 +139,16 @@ def project_import(server: Dovecot, user: str, database_url: str, work: Path) ->
 def _timed_child(cmd, env) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    out = subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-                         timeout=3600)
+    out = subprocess.run(
+        cmd, env=env, cwd=ROOT, check=True, capture_output=True, text=True, timeout=3600
+    )
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"summary": json.loads(out.stdout.strip().splitlines()[-1]), "wall": round(wall, 2),
-            "peak_rss_mb": round(max(peak, before) / 1024, 1)}
+    return {
+        "summary": json.loads(out.stdout.strip().splitlines()[-1]),
+        "wall": round(wall, 2),
+        "peak_rss_mb": round(max(peak, before) / 1024, 1),
+    }
 
 
 def fresh_pg_database() -> tuple[str, callable]:
@@ -114,10 +165,14 @@ def fresh_pg_database() -> tuple[str, callable]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--seed-script", type=Path, default=ROOT.parent / "shared" / "mailbench" / "seed.py")
+    ap.add_argument(
+        "--seed-script", type=Path, default=ROOT.parent / "shared" / "mailbench" / "seed.py"
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-postgres", action="store_true")
     args = ap.parse_args()
@@ -127,10 +182,14 @@ def main() -> None:
     try:
         corpus = seed_mailbox(server, "alice", args.n, args.seed, args.seed_script)
         bare_imap_tools(server, "alice")  # warm-up: Dovecot builds its caches on first access
-        results = {"messages": args.n, "corpus_bytes": corpus.get("total_bytes"),
-                   "imap_tools": bare_imap_tools(server, "alice")}
-        results["sqlite"] = project_import(server, "alice", f"sqlite:///{work}/bench.sqlite3",
-                                           work / "sqlite")
+        results = {
+            "messages": args.n,
+            "corpus_bytes": corpus.get("total_bytes"),
+            "imap_tools": bare_imap_tools(server, "alice"),
+        }
+        results["sqlite"] = project_import(
+            server, "alice", f"sqlite:///{work}/bench.sqlite3", work / "sqlite"
+        )
         if not args.skip_postgres:
             url, drop = fresh_pg_database()
             try:
@@ -139,7 +198,9 @@ def main() -> None:
                 drop()
         for db in ("sqlite", "postgresql"):
             if db in results and results[db]["rate"]:
-                results[db]["vs_imap_tools"] = round(results[db]["rate"] / results["imap_tools"]["rate"], 2)
+                results[db]["vs_imap_tools"] = round(
+                    results[db]["rate"] / results["imap_tools"]["rate"], 2
+                )
         print(json.dumps(results, indent=2))
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-
 from flask import Flask
 
 from crm.config import Config
-
 from crm.migrations import MIGRATIONS_DIR
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the web app; the only place where parts are wired together."""
     from crm import cli, web
-    from crm.blueprints import auth
-    from crm.blueprints import register_blueprints
+    from crm.blueprints import auth, register_blueprints
     from crm.extensions import csrf, limiter, migrate
     from crm.services import Services
 

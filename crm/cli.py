@@ -16,4 +16,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(crm_cli)
 
 
-__all__ = ["crm_cli", "click"]
+__all__ = ["click", "crm_cli"]

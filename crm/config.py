@@ -10,7 +10,9 @@ from dotenv import load_dotenv
 
 
 def _instance_dir() -> Path:
-    return Path(os.environ.get("CRM_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance"))
+    return Path(
+        os.environ.get("CRM_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance")
+    )
 
 
 @dataclass
@@ -44,21 +46,21 @@ class Config:
         self.data_dir = Path(self.data_dir)
 
     @classmethod
-    def from_env(cls, **overrides) -> "Config":
+    def from_env(cls, **overrides) -> Config:
         """Build the configuration from the environment; keyword arguments win."""
         load_dotenv(override=False)
         env = os.environ
-        values = dict(
-            instance_dir=_instance_dir(),
-            database_url=env.get("DATABASE_URL", ""),
-            redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            secret_key=env.get("SECRET_KEY", ""),
-            data_dir=Path(env["CRM_DATA_DIR"]) if env.get("CRM_DATA_DIR") else Path(),
-            secrets_key=env.get("CRM_SECRETS_KEY", ""),
-            mail_host_allowlist=env.get("CRM_MAIL_HOST_ALLOWLIST", ""),
-            login_rate_limit=env.get("CRM_LOGIN_RATE_LIMIT", "10 per minute"),
-            queue_name=env.get("CRM_QUEUE", "mail"),
-        )
+        values = {
+            "instance_dir": _instance_dir(),
+            "database_url": env.get("DATABASE_URL", ""),
+            "redis_url": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "secret_key": env.get("SECRET_KEY", ""),
+            "data_dir": Path(env["CRM_DATA_DIR"]) if env.get("CRM_DATA_DIR") else Path(),
+            "secrets_key": env.get("CRM_SECRETS_KEY", ""),
+            "mail_host_allowlist": env.get("CRM_MAIL_HOST_ALLOWLIST", ""),
+            "login_rate_limit": env.get("CRM_LOGIN_RATE_LIMIT", "10 per minute"),
+            "queue_name": env.get("CRM_QUEUE", "mail"),
+        }
         values.update(overrides)
         return cls(**values)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
@@ -23,7 +23,7 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     """Naive UTC now: both databases store naive timestamps the same way."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -45,11 +45,24 @@ def imap_password(account: MailAccount, box: SecretBox) -> str:
     return box.open(account.imap_password_enc, _scope(account, "imap_password"))
 
 
-def create_account(session: Session, box: SecretBox, *, user_id: int | None, email: str,
-                   host: str, port: int, security: str, login: str, password: str,
-                   folders: list[str] | None = None, since: date | None = None,
-                   is_group: bool = False, team_ids: list[int] = (), name: str = "",
-                   add_all_team_users: bool = False) -> MailAccount:
+def create_account(
+    session: Session,
+    box: SecretBox,
+    *,
+    user_id: int | None,
+    email: str,
+    host: str,
+    port: int,
+    security: str,
+    login: str,
+    password: str,
+    folders: list[str] | None = None,
+    since: date | None = None,
+    is_group: bool = False,
+    team_ids: list[int] = (),
+    name: str = "",
+    add_all_team_users: bool = False,
+) -> MailAccount:
     """A new personal (or group) account; enforces the admin's cap on personal accounts."""
     if security not in SECURITY:
         raise AccountError(f"security must be one of {', '.join(SECURITY)}")
@@ -58,10 +71,18 @@ def create_account(session: Session, box: SecretBox, *, user_id: int | None, ema
     if not is_group:
         _check_cap(session, user_id)
     account = MailAccount(
-        user_id=user_id, is_group=is_group, name=name or email, email_address=email,
-        imap_host=host, imap_port=port, imap_security=security, imap_login=login or email,
-        monitored_folders=list(folders or ["INBOX"]), fetch_since=since,
-        secret_scope=uuid.uuid4().hex, add_all_team_users=add_all_team_users,
+        user_id=user_id,
+        is_group=is_group,
+        name=name or email,
+        email_address=email,
+        imap_host=host,
+        imap_port=port,
+        imap_security=security,
+        imap_login=login or email,
+        monitored_folders=list(folders or ["INBOX"]),
+        fetch_since=since,
+        secret_scope=uuid.uuid4().hex,
+        add_all_team_users=add_all_team_users,
     )
     account.teams = [session.get(Team, t) for t in team_ids]
     set_imap_password(account, box, password)
@@ -81,14 +102,23 @@ def _check_cap(session: Session, user_id: int | None) -> None:
 
 def host_allowlist(session: Session, env_allowlist: str) -> set[str]:
     """The admin's allow-list plus the one seeded from CRM_MAIL_HOST_ALLOWLIST."""
-    return parse_allowlist(env_allowlist) | parse_allowlist(settings.get(session, "mail_host_allowlist"))
+    return parse_allowlist(env_allowlist) | parse_allowlist(
+        settings.get(session, "mail_host_allowlist")
+    )
 
 
-def connect(account: MailAccount, box: SecretBox, allowlist: set[str], timeout: float = 60) -> ImapConnection:
+def connect(
+    account: MailAccount, box: SecretBox, allowlist: set[str], timeout: float = 60
+) -> ImapConnection:
     """Log in to the account's IMAP server (host checked, then pinned)."""
     endpoint = resolve(account.imap_host, account.imap_port, allowlist)
-    return ImapConnection(endpoint, account.imap_security, account.imap_login,
-                          imap_password(account, box), timeout=timeout)
+    return ImapConnection(
+        endpoint,
+        account.imap_security,
+        account.imap_login,
+        imap_password(account, box),
+        timeout=timeout,
+    )
 
 
 def users_receiving(session: Session, account: MailAccount) -> set[int]:
@@ -102,32 +132,46 @@ def users_receiving(session: Session, account: MailAccount) -> set[int]:
 
 # --- claiming: two fetches of one account never overlap ---------------------------------
 
-def claim(session: Session, account_id: int, now: datetime | None = None,
-          stale_after: timedelta = STALE_CLAIM) -> bool:
+
+def claim(
+    session: Session,
+    account_id: int,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_CLAIM,
+) -> bool:
     """Atomically mark the account as syncing; False when another sync holds it."""
     now = now or utcnow()
     result = session.execute(
         update(MailAccount)
         .where(MailAccount.id == account_id)
-        .where(or_(MailAccount.sync_state != "running",
-                   MailAccount.sync_claimed_at.is_(None),
-                   MailAccount.sync_claimed_at < now - stale_after))
+        .where(
+            or_(
+                MailAccount.sync_state != "running",
+                MailAccount.sync_claimed_at.is_(None),
+                MailAccount.sync_claimed_at < now - stale_after,
+            )
+        )
         .values(sync_state="running", sync_claimed_at=now)
     )
     return result.rowcount == 1
 
 
 def heartbeat(session: Session, account_id: int) -> None:
-    session.execute(update(MailAccount).where(MailAccount.id == account_id)
-                    .values(sync_claimed_at=utcnow()))
+    session.execute(
+        update(MailAccount).where(MailAccount.id == account_id).values(sync_claimed_at=utcnow())
+    )
 
 
 def release(session: Session, account_id: int) -> None:
-    session.execute(update(MailAccount).where(MailAccount.id == account_id)
-                    .values(sync_state="idle", sync_claimed_at=None))
+    session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == account_id)
+        .values(sync_state="idle", sync_claimed_at=None)
+    )
 
 
 # --- outcome --------------------------------------------------------------------------
+
 
 def record_success(account: MailAccount) -> None:
     account.last_sync_at = utcnow()
@@ -153,13 +197,18 @@ def record_failure(session: Session, account: MailAccount, error: MailError) -> 
 def _failure_recipients(session: Session, account: MailAccount) -> list[int]:
     if not account.is_group:
         return [account.user_id] if account.user_id else []
-    return list(session.scalars(select(User.id).where(User.is_admin.is_(True), User.is_active.is_(True))))
+    return list(
+        session.scalars(select(User.id).where(User.is_admin.is_(True), User.is_active.is_(True)))
+    )
 
 
 def reset_fetch_state(session: Session, account: MailAccount, folder: str, since: date) -> None:
     """Re-read a folder from a new date; identity dedupe keeps this free of duplicates."""
-    cursor = session.scalars(select(FolderCursor).where(and_(
-        FolderCursor.mail_account_id == account.id, FolderCursor.folder == folder))).first()
+    cursor = session.scalars(
+        select(FolderCursor).where(
+            and_(FolderCursor.mail_account_id == account.id, FolderCursor.folder == folder)
+        )
+    ).first()
     if cursor is not None:
         session.delete(cursor)
     session.flush()
@@ -169,15 +218,36 @@ def reset_fetch_state(session: Session, account: MailAccount, folder: str, since
 # --- editing ----------------------------------------------------------------------------
 
 # Fields a form may change directly; the password and teams go through their own paths.
-EDITABLE = ("name", "email_address", "imap_host", "imap_port", "imap_security", "imap_login",
-            "monitored_folders", "fetch_since", "target_folder_id", "is_active", "user_id",
-            "add_all_team_users", "create_case", "case_distribution", "case_team_id")
+EDITABLE = (
+    "name",
+    "email_address",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+    "imap_login",
+    "monitored_folders",
+    "fetch_since",
+    "target_folder_id",
+    "is_active",
+    "user_id",
+    "add_all_team_users",
+    "create_case",
+    "case_distribution",
+    "case_team_id",
+)
 # Changing any of these points the account at another mailbox.
 ENDPOINT = ("imap_host", "imap_port", "imap_login")
 
 
-def update_account(session: Session, box: SecretBox, account: MailAccount, *, password: str = "",
-                   team_ids: list[int] | None = None, **changes) -> None:
+def update_account(
+    session: Session,
+    box: SecretBox,
+    account: MailAccount,
+    *,
+    password: str = "",
+    team_ids: list[int] | None = None,
+    **changes,
+) -> None:
     """Apply edited fields; an empty password keeps the stored one."""
     if changes.get("imap_security", account.imap_security) not in SECURITY:
         raise AccountError(f"security must be one of {', '.join(SECURITY)}")

@@ -19,8 +19,11 @@ def export_user_mail(session: Session, user_id: int, folder: str | None = None) 
         select(EmailUserState)
         .where(EmailUserState.user_id == user_id)
         .order_by(EmailUserState.sort_date, EmailUserState.email_id)
-        .options(selectinload(EmailUserState.email).selectinload(Email.recipients)
-                 .selectinload(EmailRecipient.address))
+        .options(
+            selectinload(EmailUserState.email)
+            .selectinload(Email.recipients)
+            .selectinload(EmailRecipient.address)
+        )
         .execution_options(yield_per=BATCH)
     )
     for state in session.scalars(stmt):

@@ -144,7 +144,9 @@ def make_user(services):
 
     def make(username, emails=(), admin=False, teams=(), name=""):
         with services.session() as session:
-            user = create_user(session, username, "password123", list(emails), admin, list(teams), name)
+            user = create_user(
+                session, username, "password123", list(emails), admin, list(teams), name
+            )
             return user.id
 
     return make
@@ -220,9 +222,15 @@ def browser_instance():
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()

@@ -11,9 +11,18 @@ from crm.models import MailAccount, Notification
 
 
 def _account(db, services, user_id, **kw):
-    account = create_account(db, services.secret_box, user_id=user_id, email="a@example.com",
-                             host="127.0.0.1", port=143, security="none", login="a",
-                             password="pw", **kw)
+    account = create_account(
+        db,
+        services.secret_box,
+        user_id=user_id,
+        email="a@example.com",
+        host="127.0.0.1",
+        port=143,
+        security="none",
+        login="a",
+        password="pw",
+        **kw,
+    )
     db.flush()
     return account
 

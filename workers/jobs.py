@@ -38,8 +38,13 @@ def dispatch_fetches() -> int:
     svc = services()
     queue = mail_queue(svc.redis, svc.config.queue_name)
     with svc.session() as session:
-        ids = list(session.scalars(select(MailAccount.id).where(
-            MailAccount.is_active.is_(True), MailAccount.fetch_since.is_not(None))))
+        ids = list(
+            session.scalars(
+                select(MailAccount.id).where(
+                    MailAccount.is_active.is_(True), MailAccount.fetch_since.is_not(None)
+                )
+            )
+        )
     enqueued = 0
     for account_id in ids:
         enqueued += enqueue_fetch(queue, account_id)
@@ -51,8 +56,9 @@ def enqueue_fetch(queue, account_id: int) -> bool:
     job_id = fetch_job_id(account_id)
     if is_pending(queue.connection, job_id) or is_pending(queue.connection, job_id + "-next"):
         return False
-    queue.enqueue(fetch_account, account_id, job_id=job_id, job_timeout=600, result_ttl=300,
-                  failure_ttl=86400)
+    queue.enqueue(
+        fetch_account, account_id, job_id=job_id, job_timeout=600, result_ttl=300, failure_ttl=86400
+    )
     return True
 
 
@@ -65,7 +71,10 @@ def fetch_account(account_id: int) -> dict:
         raise RuntimeError(f"account {account_id}: {summary.error}")
     if not summary.done and not summary.busy:
         svc = services()
-        next_id = fetch_job_id(account_id) + ("-next" if job is None or not job.id.endswith("-next") else "")
+        next_id = fetch_job_id(account_id) + (
+            "-next" if job is None or not job.id.endswith("-next") else ""
+        )
         mail_queue(svc.redis, svc.config.queue_name).enqueue(
-            fetch_account, account_id, job_id=next_id, job_timeout=600, result_ttl=300)
+            fetch_account, account_id, job_id=next_id, job_timeout=600, result_ttl=300
+        )
     return summary.as_dict()

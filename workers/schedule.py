@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from redis import Redis
 from rq_scheduler import Scheduler
@@ -37,11 +37,14 @@ def declared(session: Session) -> list[Periodic]:
 
 
 def make_scheduler(connection: Redis, queue_name: str, interval: int = 5) -> Scheduler:
-    return Scheduler(queue_name=queue_name, connection=connection, interval=interval,
-                     job_class=JsonJob)
+    return Scheduler(
+        queue_name=queue_name, connection=connection, interval=interval, job_class=JsonJob
+    )
 
 
-def reconcile(scheduler: Scheduler, wanted: list[Periodic], queue_name: str) -> dict[str, list[str]]:
+def reconcile(
+    scheduler: Scheduler, wanted: list[Periodic], queue_name: str
+) -> dict[str, list[str]]:
     """Make the scheduled periodic jobs match `wanted`; returns what changed."""
     current = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(PREFIX)}
     desired = {PREFIX + p.name: p for p in wanted}
@@ -58,8 +61,13 @@ def reconcile(scheduler: Scheduler, wanted: list[Periodic], queue_name: str) -> 
         if job_id in changes["kept"]:
             continue
         scheduler.schedule(
-            scheduled_time=datetime.now(timezone.utc).replace(tzinfo=None), func=p.func,
-            interval=p.interval, repeat=None, id=job_id, queue_name=queue_name, timeout=120,
+            scheduled_time=datetime.now(UTC).replace(tzinfo=None),
+            func=p.func,
+            interval=p.interval,
+            repeat=None,
+            id=job_id,
+            queue_name=queue_name,
+            timeout=120,
             result_ttl=600,
         )
         changes["added"].append(job_id)

@@ -51,8 +51,9 @@ def _user(session, username: str) -> User:
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--group", "is_group", is_flag=True)
 @click.option("--team", "teams", multiple=True)
-def add_account(username, email, host, port, security, login, password_env, folders, since,
-                is_group, teams):
+def add_account(
+    username, email, host, port, security, login, password_env, folders, since, is_group, teams
+):
     """Add a personal (or --group) IMAP account; prints {"id": N}."""
     password = os.environ.get(password_env)
     if password is None:
@@ -63,10 +64,19 @@ def add_account(username, email, host, port, security, login, password_env, fold
             user = _user(session, username)
             team_ids = [team_named(session, t).id for t in teams]
             account = create_account(
-                session, services.secret_box, user_id=user.id, email=email, host=host, port=port,
-                security=security, login=login, password=password,
+                session,
+                services.secret_box,
+                user_id=user.id,
+                email=email,
+                host=host,
+                port=port,
+                security=security,
+                login=login,
+                password=password,
                 folders=[f.strip() for f in folders.split(",") if f.strip()],
-                since=since.date() if since else None, is_group=is_group, team_ids=team_ids,
+                since=since.date() if since else None,
+                is_group=is_group,
+                team_ids=team_ids,
                 add_all_team_users=is_group and bool(team_ids),
             )
             click.echo(json.dumps({"id": account.id}))
@@ -82,8 +92,17 @@ def fetch(account_id, as_json):
     """Run the sync to completion in the foreground."""
     services = _services()
     with services.session() as session:
-        ids = [account_id] if account_id else list(session.scalars(
-            select(MailAccount.id).where(MailAccount.is_active.is_(True)).order_by(MailAccount.id)))
+        ids = (
+            [account_id]
+            if account_id
+            else list(
+                session.scalars(
+                    select(MailAccount.id)
+                    .where(MailAccount.is_active.is_(True))
+                    .order_by(MailAccount.id)
+                )
+            )
+        )
     totals = {"seen": 0, "imported": 0, "duplicates": 0, "skipped": 0, "failed": 0, "seconds": 0.0}
     errors = {}
     show_progress = sys.stderr.isatty() and not as_json
@@ -110,8 +129,12 @@ def _fetch_one(services, account_id: int, show_progress: bool):
 
     def progress(part: SyncSummary) -> None:
         if show_progress:
-            click.echo(f"\raccount {account_id}: {total.seen + part.seen} seen, "
-                       f"{total.imported + part.imported} imported", err=True, nl=False)
+            click.echo(
+                f"\raccount {account_id}: {total.seen + part.seen} seen, "
+                f"{total.imported + part.imported} imported",
+                err=True,
+                nl=False,
+            )
 
     while True:
         part = sync_account(services, account_id, Budget(max_seconds=60), progress=progress)
@@ -137,8 +160,6 @@ def export(username, folder):
         user = _user(session, username)
         for row in export_user_mail(session, user.id, folder):
             click.echo(json.dumps(row, ensure_ascii=False))
-
-
 
 
 @click.command("scheduler")

@@ -80,23 +80,37 @@ def _state_row(ctx, folder, cand, mail, user_id, outgoing) -> tuple[dict, bool]:
     if user_id in ctx.receivers and not outgoing:
         folder_id = (ctx.account.folder_map or {}).get(folder) or ctx.account.target_folder_id
     placement = ctx.filters.inbox_placement(user_id, mail) if not outgoing else filters.NO_FILTER
-    read = (outgoing or "\\Seen" in cand.header.flags or placement.mark_read
-            or is_historical(ctx, mail))
-    row = {"email_id": cand.email_id, "user_id": user_id,
-           "folder_id": placement.folder_id or folder_id, "in_trash": placement.in_trash,
-           "is_read": read, "is_important": False, "is_outgoing": outgoing,
-           "sort_date": mail.date or ctx.now, "created_at": ctx.now}
+    read = (
+        outgoing or "\\Seen" in cand.header.flags or placement.mark_read or is_historical(ctx, mail)
+    )
+    row = {
+        "email_id": cand.email_id,
+        "user_id": user_id,
+        "folder_id": placement.folder_id or folder_id,
+        "in_trash": placement.in_trash,
+        "is_read": read,
+        "is_important": False,
+        "is_outgoing": outgoing,
+        "sort_date": mail.date or ctx.now,
+        "created_at": ctx.now,
+    }
     return row, placement.skip_notification
 
 
 def _notifies(ctx, mail, row: dict, outgoing: bool) -> bool:
-    return not (outgoing or row["in_trash"] or row["is_read"] or is_historical(ctx, mail)
-                or row["folder_id"] in ctx.skip_notify_folders)
+    return not (
+        outgoing
+        or row["in_trash"]
+        or row["is_read"]
+        or is_historical(ctx, mail)
+        or row["folder_id"] in ctx.skip_notify_folders
+    )
 
 
 def _existing_states(session: Session, email_ids) -> set[tuple[int, int]]:
     if not email_ids:
         return set()
     stmt = select(EmailUserState.email_id, EmailUserState.user_id).where(
-        EmailUserState.email_id.in_(email_ids))
+        EmailUserState.email_id.in_(email_ids)
+    )
     return set(session.execute(stmt).all())

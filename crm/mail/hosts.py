@@ -44,7 +44,9 @@ def resolve(host: str, port: int, allowlist: set[str]) -> Endpoint:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise HostNotAllowed(plain=f"the host name {host} could not be found", reply=str(exc)) from exc
+        raise HostNotAllowed(
+            plain=f"the host name {host} could not be found", reply=str(exc)
+        ) from exc
     allowed = {f"{host.lower()}:{port}", f"{host.lower()}:*"} & allowlist
     for info in infos:
         ip = info[4][0]

@@ -8,12 +8,14 @@ back raw and are parsed once, by our own parser.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import socket
 import ssl
 from dataclasses import dataclass
 from datetime import date
+from typing import Self
 
 from imap_tools import BaseMailBox
 from imap_tools.errors import MailboxLoginError
@@ -89,8 +91,15 @@ def _plain_error(exc: BaseException) -> ImapError:
 class ImapConnection:
     """One logged-in IMAP session. Use as a context manager."""
 
-    def __init__(self, endpoint: Endpoint, security: str, login: str, password: str,
-                 timeout: float = 60, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        security: str,
+        login: str,
+        password: str,
+        timeout: float = 60,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         if security not in SECURITY:
             raise ImapError(plain=f"unknown security {security!r}")
         context = ssl_context or ssl.create_default_context()
@@ -103,13 +112,13 @@ class ImapConnection:
                 if security == "starttls":
                     self._check(self.box.client.starttls(context))
             self.box.login(login, password, initial_folder=None)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a plain ImapError
+        except Exception as exc:
             if self.box is not None:
                 self.box.client.shutdown()  # a refused login must not leak the socket
             raise _plain_error(exc) from exc
         self.client = self.box.client
 
-    def __enter__(self) -> "ImapConnection":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -118,11 +127,9 @@ class ImapConnection:
     def close(self) -> None:
         try:
             self.client.logout()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            try:
+        except (imaplib.IMAP4.error, OSError, EOFError):  # the connection may be gone already
+            with contextlib.suppress(OSError):
                 self.client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     @staticmethod
     def _check(result) -> list:
@@ -137,7 +144,7 @@ class ImapConnection:
             return self._check(fn(*args))
         except ImapError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _plain_error(exc) from exc
 
     # --- folders -------------------------------------------------------------------
@@ -145,7 +152,7 @@ class ImapConnection:
         """Names of all selectable folders on the server (decoded from modified UTF-7)."""
         try:
             infos = self.box.folder.list()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _plain_error(exc) from exc
         return [f.name for f in infos if "\\Noselect" not in f.flags]
 
@@ -190,8 +197,9 @@ class ImapConnection:
         for meta, literal in _fetch_pairs(data):
             uid = _int_item(meta, b"UID")
             if uid is not None:
-                items[uid] = HeaderItem(uid, _int_item(meta, b"RFC822.SIZE") or len(literal),
-                                        _flags(meta), literal)
+                items[uid] = HeaderItem(
+                    uid, _int_item(meta, b"RFC822.SIZE") or len(literal), _flags(meta), literal
+                )
         return items
 
     def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
@@ -254,5 +262,3 @@ def _uid_set(uids: list[int]) -> str:
 def _quote_folder(folder: str) -> str:
     encoded = utf7_encode(folder).decode()
     return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-

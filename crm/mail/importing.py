@@ -48,8 +48,9 @@ class ImportContext:
     now: datetime = field(default_factory=utcnow)
 
 
-def load_context(session: Session, account: MailAccount, blobs: BlobStore, max_bytes: int,
-                 receivers: set[int]) -> ImportContext:
+def load_context(
+    session: Session, account: MailAccount, blobs: BlobStore, max_bytes: int, receivers: set[int]
+) -> ImportContext:
     rows = session.execute(
         select(EmailAddress.lower, EmailAddressLink.entity_id)
         .join(EmailAddressLink, EmailAddressLink.address_id == EmailAddress.id)
@@ -57,8 +58,15 @@ def load_context(session: Session, account: MailAccount, blobs: BlobStore, max_b
     )
     user_by_address = dict(rows.all())
     skip = set(session.scalars(select(Folder.id).where(Folder.skip_notifications.is_(True))))
-    return ImportContext(account, blobs, max_bytes, receivers, user_by_address, skip,
-                         filters.load_filter_set(session, account))
+    return ImportContext(
+        account,
+        blobs,
+        max_bytes,
+        receivers,
+        user_by_address,
+        skip,
+        filters.load_filter_set(session, account),
+    )
 
 
 @dataclass
@@ -87,8 +95,13 @@ class Candidate:
     attachment_sizes: list[int] = field(default_factory=list)
 
 
-def plan(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
-         headers: dict[int, HeaderItem]) -> tuple[list[Candidate], BatchResult]:
+def plan(
+    session: Session,
+    ctx: ImportContext,
+    folder: str,
+    uidvalidity: int,
+    headers: dict[int, HeaderItem],
+) -> tuple[list[Candidate], BatchResult]:
     """Sort a batch by its headers: already here, to be ignored, or to be downloaded."""
     result = BatchResult(seen=len(headers))
     located = _located_uids(session, ctx.account.id, folder, uidvalidity, list(headers))
@@ -126,8 +139,9 @@ class Prepared:
     attachment_sizes: tuple[int, ...]
 
 
-def prepare(items: list[tuple[int, bytes]], blob_root: str | None,
-            max_bytes: int) -> dict[int, Prepared]:
+def prepare(
+    items: list[tuple[int, bytes]], blob_root: str | None, max_bytes: int
+) -> dict[int, Prepared]:
     """Parse downloaded messages; with `blob_root`, also store their blobs and drop the payloads.
 
     Runs in a helper process while the previous batch is stored, so it takes and returns plain
@@ -143,7 +157,9 @@ def prepare(items: list[tuple[int, bytes]], blob_root: str | None,
             continue
         shas = tuple(blobs.put(a.payload) for a in mail.attachments)
         bare = tuple(dataclasses.replace(a, payload=b"") for a in mail.attachments)
-        out[uid] = Prepared(dataclasses.replace(mail, attachments=bare), blobs.put(raw), shas, sizes)
+        out[uid] = Prepared(
+            dataclasses.replace(mail, attachments=bare), blobs.put(raw), shas, sizes
+        )
     return out
 
 
@@ -153,27 +169,37 @@ def blobs_before_filters(ctx: ImportContext) -> bool:
     return not any(f.needs_body for f in ctx.filters.ignore)
 
 
-def apply_prepared(ctx: ImportContext, candidates: list[Candidate], bodies: dict[int, bytes],
-                   prepared: dict[int, Prepared]) -> None:
+def apply_prepared(
+    ctx: ImportContext,
+    candidates: list[Candidate],
+    bodies: dict[int, bytes],
+    prepared: dict[int, Prepared],
+) -> None:
     """Give each new candidate its parsed mail; a missing body leaves headers and a note."""
     for cand in candidates:
         if cand.email_id is not None:
             continue
         done = prepared.get(cand.uid)
         if done is None:
-            note = (f"Message is larger than {ctx.max_bytes // (1024 * 1024)} MB: only its "
-                    "headers were imported" if cand.header.size > ctx.max_bytes
-                    else "The server did not return this message's body: only its headers were imported")
+            note = (
+                f"Message is larger than {ctx.max_bytes // (1024 * 1024)} MB: only its "
+                "headers were imported"
+                if cand.header.size > ctx.max_bytes
+                else "The server did not return this message's body: only its headers were imported"
+            )
             cand.raw = cand.header.header
-            cand.mail = dataclasses.replace(cand.headers_only,
-                                            problems=(*cand.headers_only.problems, note))
+            cand.mail = dataclasses.replace(
+                cand.headers_only, problems=(*cand.headers_only.problems, note)
+            )
             continue
         cand.raw, cand.mail = bodies[cand.uid], done.mail
         cand.raw_sha256, cand.attachment_sizes = done.raw_sha256, list(done.attachment_sizes)
         cand.attachment_sha256 = list(done.attachment_sha256)
 
 
-def ignored_after_download(session: Session, ctx: ImportContext, candidates: list[Candidate]) -> list[Candidate]:
+def ignored_after_download(
+    session: Session, ctx: ImportContext, candidates: list[Candidate]
+) -> list[Candidate]:
     """Body criteria of Ignore filters can only be checked once the body is here."""
     return [c for c in candidates if c.email_id is not None or not ctx.filters.ignored(c.mail)]
 
@@ -187,8 +213,14 @@ def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:
             cand.attachment_sizes = [len(a.payload) for a in cand.mail.attachments]
 
 
-def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
-          candidates: list[Candidate], result: BatchResult) -> None:
+def store(
+    session: Session,
+    ctx: ImportContext,
+    folder: str,
+    uidvalidity: int,
+    candidates: list[Candidate],
+    result: BatchResult,
+) -> None:
     """Insert new Emails, locations and per-user states of a planned batch (no commit).
 
     Rows go in as multi-row INSERTs rather than through the unit of work: building and
@@ -205,9 +237,19 @@ def store(session: Session, ctx: ImportContext, folder: str, uidvalidity: int,
         cand.email_id = ids[cand.identity]
     result.imported += len(first)
     result.duplicates += len(candidates) - len(first)
-    session.execute(insert(EmailLocation), [
-        {"mail_account_id": ctx.account.id, "folder": folder, "uidvalidity": uidvalidity,
-         "uid": c.uid, "email_id": c.email_id} for c in candidates])
+    session.execute(
+        insert(EmailLocation),
+        [
+            {
+                "mail_account_id": ctx.account.id,
+                "folder": folder,
+                "uidvalidity": uidvalidity,
+                "uid": c.uid,
+                "email_id": c.email_id,
+            }
+            for c in candidates
+        ],
+    )
     emails = _load_new(session, list(ids.values()), first)
     _link(session, ctx, emails)
     delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
@@ -236,40 +278,71 @@ def _insert_emails(session: Session, cands: list[Candidate], addresses) -> dict[
 
 
 def _people(mail: ParsedMail):
-    return [("from", [mail.from_] if mail.from_ else []), ("to", mail.to), ("cc", mail.cc),
-            ("bcc", mail.bcc), ("reply_to", mail.reply_to)]
+    return [
+        ("from", [mail.from_] if mail.from_ else []),
+        ("to", mail.to),
+        ("cc", mail.cc),
+        ("bcc", mail.bcc),
+        ("reply_to", mail.reply_to),
+    ]
 
 
 def _recipient_rows(mail: ParsedMail, addresses) -> list[dict]:
-    entries = [(role, name, addr) for role, group in _people(mail) for name, addr in group
-               if addr.lower() in addresses]
-    return [{"position": i, "role": role, "name": name[:320],
-             "address_id": addresses[addr.lower()].id}
-            for i, (role, name, addr) in enumerate(entries)]
+    entries = [
+        (role, name, addr)
+        for role, group in _people(mail)
+        for name, addr in group
+        if addr.lower() in addresses
+    ]
+    return [
+        {"position": i, "role": role, "name": name[:320], "address_id": addresses[addr.lower()].id}
+        for i, (role, name, addr) in enumerate(entries)
+    ]
 
 
 def _attachment_rows(cand: Candidate) -> list[dict]:
-    return [{"position": i, "filename": a.filename[:500], "content_type": a.content_type[:200],
-             "size": cand.attachment_sizes[i], "sha256": cand.attachment_sha256[i],
-             "content_id": (a.content_id or None) and a.content_id[:500], "is_inline": a.is_inline,
-             "parent_type": None, "parent_id": None}
-            for i, a in enumerate(cand.mail.attachments)]
+    return [
+        {
+            "position": i,
+            "filename": a.filename[:500],
+            "content_type": a.content_type[:200],
+            "size": cand.attachment_sizes[i],
+            "sha256": cand.attachment_sha256[i],
+            "content_id": (a.content_id or None) and a.content_id[:500],
+            "is_inline": a.is_inline,
+            "parent_type": None,
+            "parent_id": None,
+        }
+        for i, a in enumerate(cand.mail.attachments)
+    ]
 
 
 def _email_row(cand: Candidate, addresses) -> dict:
     mail = cand.mail
     from_row = addresses.get(mail.from_[1].lower()) if mail.from_ else None
     return {
-        "identity": cand.identity, "message_id": mail.message_id, "in_reply_to": mail.in_reply_to,
-        "references": list(mail.references), "subject": mail.subject,
+        "identity": cand.identity,
+        "message_id": mail.message_id,
+        "in_reply_to": mail.in_reply_to,
+        "references": list(mail.references),
+        "subject": mail.subject,
         "from_name": (mail.from_ or ("", ""))[0][:320],
-        "from_address_id": from_row.id if from_row else None, "date_sent": mail.date,
-        "body_text": mail.text, "body_html": mail.html, "snippet": snippet(mail.text),
-        "address_text": " ".join(f"{n} {a}" for _, group in _people(mail) for n, a in group)[:20000],
+        "from_address_id": from_row.id if from_row else None,
+        "date_sent": mail.date,
+        "body_text": mail.text,
+        "body_html": mail.html,
+        "snippet": snippet(mail.text),
+        "address_text": " ".join(f"{n} {a}" for _, group in _people(mail) for n, a in group)[
+            :20000
+        ],
         "has_attachments": any(not a.is_inline for a in mail.attachments),
-        "is_auto_reply": mail.is_auto_reply, "is_bounce": mail.is_bounce,
-        "size": cand.header.size, "raw_sha256": cand.raw_sha256, "problems": list(mail.problems),
-        "status": STATUS_ARCHIVED, "created_at": utcnow(),
+        "is_auto_reply": mail.is_auto_reply,
+        "is_bounce": mail.is_bounce,
+        "size": cand.header.size,
+        "raw_sha256": cand.raw_sha256,
+        "problems": list(mail.problems),
+        "status": STATUS_ARCHIVED,
+        "created_at": utcnow(),
     }
 
 
@@ -277,8 +350,11 @@ def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate
     """The new Emails as objects, for linking (bodies stay unloaded until asked for)."""
     if not ids:
         return []
-    stmt = (select(Email).where(Email.id.in_(ids))
-            .options(defer(Email.body_text), defer(Email.body_html), selectinload(Email.recipients)))
+    stmt = (
+        select(Email)
+        .where(Email.id.in_(ids))
+        .options(defer(Email.body_text), defer(Email.body_html), selectinload(Email.recipients))
+    )
     emails = list(session.scalars(stmt))
     for email in emails:
         email._parsed = by_identity[email.identity].mail
@@ -310,6 +386,7 @@ def _all_addresses(mails) -> list[str]:
 
 # --- lookups ---------------------------------------------------------------------------
 
+
 def _known_since_planned(session: Session, candidates: list[Candidate]) -> None:
     """Batches are planned while the one before is stored: look again for mail stored since."""
     new = {c.identity for c in candidates if c.email_id is None}
@@ -323,8 +400,11 @@ def _located_uids(session, account_id, folder, uidvalidity, uids) -> set[int]:
     if not uids:
         return set()
     stmt = select(EmailLocation.uid).where(
-        EmailLocation.mail_account_id == account_id, EmailLocation.folder == folder,
-        EmailLocation.uidvalidity == uidvalidity, EmailLocation.uid.in_(uids))
+        EmailLocation.mail_account_id == account_id,
+        EmailLocation.folder == folder,
+        EmailLocation.uidvalidity == uidvalidity,
+        EmailLocation.uid.in_(uids),
+    )
     return set(session.scalars(stmt))
 
 

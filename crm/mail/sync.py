@@ -65,8 +65,20 @@ class SyncSummary:
     run_id: int | None = None
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("seen", "imported", "duplicates", "skipped",
-                                               "failed", "seconds", "remaining", "done", "error")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "seen",
+                "imported",
+                "duplicates",
+                "skipped",
+                "failed",
+                "seconds",
+                "remaining",
+                "done",
+                "error",
+            )
+        }
 
 
 @dataclass
@@ -95,12 +107,17 @@ class _Loop:
     def out_of_budget(self) -> bool:
         b = self.budget
         return (b.max_batches is not None and self.batches >= b.max_batches) or (
-            b.max_seconds is not None and time.monotonic() - self.started >= b.max_seconds)
+            b.max_seconds is not None and time.monotonic() - self.started >= b.max_seconds
+        )
 
 
-def sync_account(services, account_id: int, budget: Budget | None = None,
-                 progress: Callable[[SyncSummary], None] | None = None,
-                 stale_after=STALE_CLAIM) -> SyncSummary:
+def sync_account(
+    services,
+    account_id: int,
+    budget: Budget | None = None,
+    progress: Callable[[SyncSummary], None] | None = None,
+    stale_after=STALE_CLAIM,
+) -> SyncSummary:
     """Fetch new mail of one account until done or out of budget (then `done` is False)."""
     budget = budget or Budget()
     summary = SyncSummary()
@@ -135,8 +152,9 @@ def _sync_folders(services, session, account_id, run, budget, summary, progress)
     allowlist = host_allowlist(session, services.config.mail_host_allowlist)
     max_bytes = settings.get(session, "max_message_bytes")
     with connect(account, services.secret_box, allowlist) as conn:
-        ctx = importing.load_context(session, account, services.blobs, max_bytes,
-                                     users_receiving(session, account))
+        ctx = importing.load_context(
+            session, account, services.blobs, max_bytes, users_receiving(session, account)
+        )
         loop = _Loop(session, conn, ctx, run, budget, summary, progress)
         try:
             for folder in account.monitored_folders:
@@ -178,10 +196,13 @@ def _start_listing(session, conn, cursor: FolderCursor, status, since) -> None:
     """First sync, or UIDVALIDITY changed: list the folder from `since`, newest first."""
     if cursor.uidvalidity is not None:
         # Old UIDs mean nothing now; identity dedupe re-finds the stored mail.
-        session.execute(delete(EmailLocation).where(
-            EmailLocation.mail_account_id == cursor.mail_account_id,
-            EmailLocation.folder == cursor.folder,
-            EmailLocation.uidvalidity == cursor.uidvalidity))
+        session.execute(
+            delete(EmailLocation).where(
+                EmailLocation.mail_account_id == cursor.mail_account_id,
+                EmailLocation.folder == cursor.folder,
+                EmailLocation.uidvalidity == cursor.uidvalidity,
+            )
+        )
     uids = conn.uids_since(since)
     cursor.uidvalidity = status.uidvalidity
     cursor.last_uid = max(uids) if uids else status.uidnext - 1
@@ -318,11 +339,13 @@ def _store_minimal(session, ctx, folder, uidvalidity, cand, result) -> None:
     """Keep a message that cannot be stored whole: headers, raw source and a problem note."""
     import dataclasses
 
-    note = ("This message could not be stored completely; its original is kept and can be "
-            "downloaded.")
+    note = (
+        "This message could not be stored completely; its original is kept and can be downloaded."
+    )
     base = cand.mail or cand.headers_only
-    cand.mail = dataclasses.replace(base, text="", html="", attachments=(),
-                                    problems=(*base.problems, note))
+    cand.mail = dataclasses.replace(
+        base, text="", html="", attachments=(), problems=(*base.problems, note)
+    )
     cand.attachment_sha256, cand.attachment_sizes = [], []
     if not _try_store(session, ctx, folder, uidvalidity, cand, result):
         result.failed += 1
@@ -343,8 +366,11 @@ def _count(loop: _Loop, result: importing.BatchResult) -> None:
 
 
 def _cursor(session: Session, account_id: int, folder: str) -> FolderCursor:
-    cursor = session.scalars(select(FolderCursor).where(
-        FolderCursor.mail_account_id == account_id, FolderCursor.folder == folder)).first()
+    cursor = session.scalars(
+        select(FolderCursor).where(
+            FolderCursor.mail_account_id == account_id, FolderCursor.folder == folder
+        )
+    ).first()
     if cursor is None:
         cursor = FolderCursor(mail_account_id=account_id, folder=folder, last_uid=0)
         session.add(cursor)
@@ -362,4 +388,4 @@ def _finish(session: Session, account_id: int, run: SyncRun, summary: SyncSummar
 
 def _chunks(items: list[int], size: int):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

@@ -1,7 +1,17 @@
 """All models, imported so that Base.metadata knows every table."""
 
-from crm.models.users import Team, User, team_members  # noqa: F401
+from crm.models.accounts import FolderCursor, MailAccount, SyncRun, mail_account_teams  # noqa: F401
 from crm.models.addresses import EmailAddress, EmailAddressLink  # noqa: F401
+from crm.models.folders import Folder, folder_teams  # noqa: F401
+from crm.models.mail import (  # noqa: F401
+    Attachment,
+    Email,
+    EmailLocation,
+    EmailRecipient,
+    EmailUserState,
+    TrustedImageSender,
+)
+from crm.models.notifications import Notification  # noqa: F401
 from crm.models.records import (  # noqa: F401
     RECORD_TYPES,
     Account,
@@ -12,16 +22,6 @@ from crm.models.records import (  # noqa: F401
     Task,
     opportunity_contacts,
 )
-from crm.models.settings import Setting  # noqa: F401
-from crm.models.folders import Folder, folder_teams  # noqa: F401
-from crm.models.accounts import FolderCursor, MailAccount, SyncRun, mail_account_teams  # noqa: F401
-from crm.models.mail import (  # noqa: F401
-    Attachment,
-    Email,
-    EmailLocation,
-    EmailRecipient,
-    EmailUserState,
-    TrustedImageSender,
-)
 from crm.models.rules import EmailFilter  # noqa: F401
-from crm.models.notifications import Notification  # noqa: F401
+from crm.models.settings import Setting  # noqa: F401
+from crm.models.users import Team, User, team_members  # noqa: F401

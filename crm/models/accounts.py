@@ -39,7 +39,9 @@ class MailAccount(Base):
     __tablename__ = "mail_accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
     is_group: Mapped[bool] = mapped_column(Boolean, default=False)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200), default="")
     email_address: Mapped[str] = mapped_column(String(320))
     imap_host: Mapped[str] = mapped_column(String(255), default="")
@@ -53,14 +55,16 @@ class MailAccount(Base):
     # IMAP folder -> CRM folder id, for mail that should not land in the target folder.
     folder_map: Mapped[dict] = mapped_column(JSON, default=dict)
     fetch_since: Mapped[date | None] = mapped_column(Date)
-    target_folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="SET NULL"))
+    target_folder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="SET NULL")
+    )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Group accounts.
     add_all_team_users: Mapped[bool] = mapped_column(Boolean, default=False)
     create_case: Mapped[bool] = mapped_column(Boolean, default=False)
     case_distribution: Mapped[str] = mapped_column(String(20), default="direct")
     case_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
-    teams: Mapped[list["Team"]] = relationship(secondary=mail_account_teams)  # noqa: F821
+    teams: Mapped[list[Team]] = relationship(secondary=mail_account_teams)  # noqa: F821
     # Sync bookkeeping, read by the status panel.
     sync_state: Mapped[str] = mapped_column(String(10), default="idle")
     sync_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -69,7 +73,7 @@ class MailAccount(Base):
     error_since: Mapped[datetime | None] = mapped_column(DateTime)
     error_notified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    cursors: Mapped[list["FolderCursor"]] = relationship(
+    cursors: Mapped[list[FolderCursor]] = relationship(
         back_populates="account", cascade="all, delete-orphan"
     )
 

@@ -17,7 +17,7 @@ class EmailAddress(Base):
     lower: Mapped[str] = mapped_column(String(320), unique=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     invalid: Mapped[bool] = mapped_column(Boolean, default=False)
-    links: Mapped[list["EmailAddressLink"]] = relationship(
+    links: Mapped[list[EmailAddressLink]] = relationship(
         back_populates="address", cascade="all, delete-orphan"
     )
 

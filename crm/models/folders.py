@@ -20,9 +20,11 @@ class Folder(Base):
 
     __tablename__ = "folders"
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     is_group: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(100))
     position: Mapped[int] = mapped_column(Integer, default=0)
     skip_notifications: Mapped[bool] = mapped_column(Boolean, default=False)
-    teams: Mapped[list["Team"]] = relationship(secondary=folder_teams)  # noqa: F821
+    teams: Mapped[list[Team]] = relationship(secondary=folder_teams)  # noqa: F821

@@ -62,10 +62,10 @@ class Email(Base):
     link_rule: Mapped[str | None] = mapped_column(String(32))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    recipients: Mapped[list["EmailRecipient"]] = relationship(
+    recipients: Mapped[list[EmailRecipient]] = relationship(
         cascade="all, delete-orphan", order_by="EmailRecipient.position"
     )
-    attachments: Mapped[list["Attachment"]] = relationship(
+    attachments: Mapped[list[Attachment]] = relationship(
         cascade="all, delete-orphan", order_by="Attachment.position"
     )
 
@@ -82,7 +82,7 @@ class EmailRecipient(Base):
     role: Mapped[str] = mapped_column(String(10))
     address_id: Mapped[int] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(320), default="")
-    address: Mapped["EmailAddress"] = relationship()  # noqa: F821
+    address: Mapped[EmailAddress] = relationship()  # noqa: F821
 
 
 class EmailUserState(Base):
@@ -91,11 +91,17 @@ class EmailUserState(Base):
     __tablename__ = "email_user_states"
     __table_args__ = (
         UniqueConstraint("email_id", "user_id"),
-        Index("ix_email_user_states_list", "user_id", "in_trash", "folder_id", "sort_date", "email_id"),
+        Index(
+            "ix_email_user_states_list", "user_id", "in_trash", "folder_id", "sort_date", "email_id"
+        ),
         # Unread counts for the folder pane read only this (most mail is read, so it stays small).
         Index(
             "ix_email_user_states_unread",
-            "user_id", "folder_id", "in_trash", "is_outgoing", "is_important",
+            "user_id",
+            "folder_id",
+            "in_trash",
+            "is_outgoing",
+            "is_important",
             sqlite_where=text("is_read = 0"),
             postgresql_where=text("is_read = false"),
         ),
@@ -149,7 +155,9 @@ class TrustedImageSender(Base):
     """A sender whose remote images one user always wants shown ("always show images")."""
 
     __tablename__ = "trusted_image_senders"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     address_id: Mapped[int] = mapped_column(
         ForeignKey("email_addresses.id", ondelete="CASCADE"), primary_key=True
     )

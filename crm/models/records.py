@@ -41,7 +41,7 @@ class Account(RecordMixin, Base):
     name: Mapped[str] = mapped_column(String(255), index=True)
     website: Mapped[str] = mapped_column(String(255), default="")
     phone: Mapped[str] = mapped_column(String(64), default="")
-    contacts: Mapped[list["Contact"]] = relationship(back_populates="account")
+    contacts: Mapped[list[Contact]] = relationship(back_populates="account")
 
     @property
     def display_name(self) -> str:
@@ -97,7 +97,14 @@ opportunity_contacts = Table(
 class Opportunity(RecordMixin, Base):
     __tablename__ = "opportunities"
     entity_type = "Opportunity"
-    STAGES = ("Prospecting", "Qualification", "Proposal", "Negotiation", "Closed Won", "Closed Lost")
+    STAGES = (
+        "Prospecting",
+        "Qualification",
+        "Proposal",
+        "Negotiation",
+        "Closed Won",
+        "Closed Lost",
+    )
     name: Mapped[str] = mapped_column(String(255), index=True)
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True

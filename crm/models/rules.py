@@ -14,7 +14,9 @@ class EmailFilter(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     # "global" (admin), "account" (one mail account), "inbox" (one user's whole inbox).
     scope: Mapped[str] = mapped_column(String(10))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     mail_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("mail_accounts.id", ondelete="CASCADE"), index=True
     )

@@ -21,7 +21,7 @@ class Team(Base):
     __tablename__ = "teams"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    members: Mapped[list["User"]] = relationship(secondary=team_members, back_populates="teams")
+    members: Mapped[list[User]] = relationship(secondary=team_members, back_populates="teams")
 
 
 class User(Base):

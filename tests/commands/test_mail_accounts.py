@@ -17,12 +17,37 @@ def test_account_add_fetch_and_export(app, make_user, imap_server):
     make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
     imap_server.append(box, raw_message(subject="Quote", message_id="<q1@test.example>"))
-    imap_server.append(box, raw_message(subject="Bad\x00", message_id="<q2@test.example>",
-                                        from_="Rep <rep@example.com>"), folder="Sent")
-    added = _cli(app, "account", "add", "--user", "rep", "--email", "rep@example.com",
-                 "--host", imap_server.host, "--port", str(imap_server.port),
-                 "--security", "none", "--login", box, "--password-env", "IMAP_PW",
-                 "--folders", "INBOX,Sent", "--since", "2001-01-01", env={"IMAP_PW": PASSWORD})
+    imap_server.append(
+        box,
+        raw_message(
+            subject="Bad\x00", message_id="<q2@test.example>", from_="Rep <rep@example.com>"
+        ),
+        folder="Sent",
+    )
+    added = _cli(
+        app,
+        "account",
+        "add",
+        "--user",
+        "rep",
+        "--email",
+        "rep@example.com",
+        "--host",
+        imap_server.host,
+        "--port",
+        str(imap_server.port),
+        "--security",
+        "none",
+        "--login",
+        box,
+        "--password-env",
+        "IMAP_PW",
+        "--folders",
+        "INBOX,Sent",
+        "--since",
+        "2001-01-01",
+        env={"IMAP_PW": PASSWORD},
+    )
     assert added.exit_code == 0, added.output
     account_id = json.loads(added.output)["id"]
 
@@ -30,7 +55,11 @@ def test_account_add_fetch_and_export(app, make_user, imap_server):
     assert fetched.exit_code == 0, fetched.output
     summary = json.loads(fetched.output)
     assert {k: summary[k] for k in ("seen", "imported", "duplicates", "failed")} == {
-        "seen": 2, "imported": 2, "duplicates": 0, "failed": 0}
+        "seen": 2,
+        "imported": 2,
+        "duplicates": 0,
+        "failed": 0,
+    }
     again = json.loads(_cli(app, "fetch", "--json").output)
     assert (again["seen"], again["imported"]) == (0, 0)
 
@@ -40,17 +69,45 @@ def test_account_add_fetch_and_export(app, make_user, imap_server):
     assert set(by_id) == {"q1@test.example", "q2@test.example"}
     assert by_id["q1@test.example"]["folder"] == "Inbox"
     assert by_id["q2@test.example"]["folder"] == "Sent"
-    assert set(rows[0]) >= {"subject", "from", "to", "date", "status", "is_read", "is_important",
-                            "in_trash", "parent_type", "parent_id", "parent_name", "problems"}
+    assert set(rows[0]) >= {
+        "subject",
+        "from",
+        "to",
+        "date",
+        "status",
+        "is_read",
+        "is_important",
+        "in_trash",
+        "parent_type",
+        "parent_id",
+        "parent_name",
+        "problems",
+    }
     inbox_only = _cli(app, "export", "--user", "rep", "--folder", "Inbox").output.splitlines()
     assert len(inbox_only) == 1
 
 
 def test_account_add_needs_the_password_variable(app, make_user):
     make_user("rep")
-    result = _cli(app, "account", "add", "--user", "rep", "--email", "a@example.com", "--host",
-                  "127.0.0.1", "--port", "143", "--security", "none", "--login", "a",
-                  "--password-env", "NOT_SET_ANYWHERE")
+    result = _cli(
+        app,
+        "account",
+        "add",
+        "--user",
+        "rep",
+        "--email",
+        "a@example.com",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "143",
+        "--security",
+        "none",
+        "--login",
+        "a",
+        "--password-env",
+        "NOT_SET_ANYWHERE",
+    )
     assert result.exit_code != 0 and "NOT_SET_ANYWHERE is not set" in result.output
 
 
@@ -58,9 +115,30 @@ def test_fetch_reports_errors_and_exits_non_zero(app, make_user, imap_server):
     from tests.support.dovecot import free_port
 
     make_user("rep")
-    added = _cli(app, "account", "add", "--user", "rep", "--email", "a@example.com", "--host",
-                 "127.0.0.1", "--port", str(free_port()), "--security", "none", "--login", "a",
-                 "--password-env", "PW", "--since", "2020-01-01", env={"PW": "x"})
+    added = _cli(
+        app,
+        "account",
+        "add",
+        "--user",
+        "rep",
+        "--email",
+        "a@example.com",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--security",
+        "none",
+        "--login",
+        "a",
+        "--password-env",
+        "PW",
+        "--since",
+        "2020-01-01",
+        env={"PW": "x"},
+    )
     result = _cli(app, "fetch", "--json")
     assert result.exit_code == 1
-    assert json.loads(result.output)["errors"] == {str(json.loads(added.output)["id"]): "host unreachable"}
+    assert json.loads(result.output)["errors"] == {
+        str(json.loads(added.output)["id"]): "host unreachable"
+    }

@@ -15,7 +15,9 @@ def test_allow_list_entry_is_for_one_port():
         resolve("127.0.0.1", 993, {"127.0.0.1:143"})
 
 
-@pytest.mark.parametrize("host", ["localhost", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "host", ["localhost", "10.1.2.3", "192.168.0.1", "169.254.169.254", "::1", "0.0.0.0"]
+)
 def test_private_and_link_local_hosts_are_refused(host):
     with pytest.raises(HostNotAllowed):
         resolve(host, 993, set())

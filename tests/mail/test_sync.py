@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -59,7 +59,7 @@ def test_fetching_never_changes_flags_on_the_server(services, make_user, imap_se
     before = imap_server.flags(box)
     fetch(services, make_account(services, uid, imap_server, box))
     after = imap_server.flags(box)
-    strip = lambda flags: {k: v.replace("\\Recent", "").strip() for k, v in flags.items()}  # noqa: E731
+    strip = lambda flags: {k: v.replace("\\Recent", "").strip() for k, v in flags.items()}
     assert strip(after) == strip(before)
     assert imap_server.uids(box) == [1, 2]
 
@@ -70,19 +70,23 @@ def test_seen_flag_on_server_imports_as_read(services, db, make_user, imap_serve
     imap_server.append(box, raw_message(message_id="<unseen@test.example>"))
     imap_server.append(box, raw_message(message_id="<seen@test.example>"), flags="\\Seen")
     fetch(services, make_account(services, uid, imap_server, box))
-    read = dict(db.execute(select(Email.message_id, EmailUserState.is_read).join(
-        EmailUserState, EmailUserState.email_id == Email.id)).all())
+    read = dict(
+        db.execute(
+            select(Email.message_id, EmailUserState.is_read).join(
+                EmailUserState, EmailUserState.email_id == Email.id
+            )
+        ).all()
+    )
     assert read == {"unseen@test.example": False, "seen@test.example": True}
 
 
 def test_fetch_since_limits_the_first_sync(services, db, make_user, imap_server):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
-    old = (datetime.now(timezone.utc) - timedelta(days=400)).timestamp()
+    old = (datetime.now(UTC) - timedelta(days=400)).timestamp()
     imap_server.append(box, raw_message(message_id="<old@test.example>"), date=old)
     imap_server.append(box, raw_message(message_id="<new@test.example>"))
-    account = make_account(services, uid, imap_server, box,
-                           since=date.today() - timedelta(days=30))
+    account = make_account(services, uid, imap_server, box, since=date.today() - timedelta(days=30))
     fetch(services, account)
     assert _identities(db) == ["new@test.example"]
 
@@ -90,15 +94,27 @@ def test_fetch_since_limits_the_first_sync(services, db, make_user, imap_server)
 def test_mail_from_own_address_in_sent_folder_shows_as_sent(services, db, make_user, imap_server):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
-    imap_server.append(box, raw_message(from_="Rep <REP@example.com>", to="c@customer.example",
-                                        message_id="<out@test.example>"), folder="Sent")
+    imap_server.append(
+        box,
+        raw_message(
+            from_="Rep <REP@example.com>", to="c@customer.example", message_id="<out@test.example>"
+        ),
+        folder="Sent",
+    )
     imap_server.append(box, raw_message(message_id="<in@test.example>"))
     account = make_account(services, uid, imap_server, box, folders=("INBOX", "Sent"))
     fetch(services, account)
-    states = dict(db.execute(select(Email.message_id, EmailUserState.is_outgoing).join(
-        EmailUserState, EmailUserState.email_id == Email.id)).all())
+    states = dict(
+        db.execute(
+            select(Email.message_id, EmailUserState.is_outgoing).join(
+                EmailUserState, EmailUserState.email_id == Email.id
+            )
+        ).all()
+    )
     assert states == {"out@test.example": True, "in@test.example": False}
-    assert db.scalar(select(Email.status).where(Email.message_id == "out@test.example")) == "Archived"
+    assert (
+        db.scalar(select(Email.status).where(Email.message_id == "out@test.example")) == "Archived"
+    )
 
 
 def test_two_accounts_sharing_a_message_store_one_email(services, db, make_user, imap_server):
@@ -125,7 +141,9 @@ def test_mail_to_a_colleague_reaches_their_inbox_too(services, db, make_user, im
     assert users == {ann, bob}
 
 
-def test_same_message_in_two_folders_is_one_email_two_locations(services, db, make_user, imap_server):
+def test_same_message_in_two_folders_is_one_email_two_locations(
+    services, db, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
     raw = raw_message(message_id="<twice@test.example>")
@@ -137,7 +155,9 @@ def test_same_message_in_two_folders_is_one_email_two_locations(services, db, ma
     assert _count(db, EmailUserState) == 1
 
 
-def test_message_without_message_id_is_deduplicated_by_header_hash(services, db, make_user, imap_server):
+def test_message_without_message_id_is_deduplicated_by_header_hash(
+    services, db, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
     raw = raw_message(message_id=False, subject="no id")
@@ -148,7 +168,9 @@ def test_message_without_message_id_is_deduplicated_by_header_hash(services, db,
     assert len(identities) == 1 and identities[0].startswith("hash:")
 
 
-def test_uidvalidity_change_relists_without_duplicates_and_keeps_links(services, db, make_user, imap_server):
+def test_uidvalidity_change_relists_without_duplicates_and_keeps_links(
+    services, db, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
     for i in range(3):
@@ -174,12 +196,19 @@ def test_uidvalidity_change_relists_without_duplicates_and_keeps_links(services,
     assert _count(db, EmailLocation) == 4
 
 
-def test_bounded_job_stops_and_the_next_one_resumes_newest_first(services, db, make_user, imap_server):
+def test_bounded_job_stops_and_the_next_one_resumes_newest_first(
+    services, db, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
-    base = datetime.now(timezone.utc) - timedelta(days=10)
-    imap_server.append_many(box, [raw_message(message_id=f"<b{i}@test.example>",
-                                              date=base + timedelta(hours=i)) for i in range(10)])
+    base = datetime.now(UTC) - timedelta(days=10)
+    imap_server.append_many(
+        box,
+        [
+            raw_message(message_id=f"<b{i}@test.example>", date=base + timedelta(hours=i))
+            for i in range(10)
+        ],
+    )
     account = make_account(services, uid, imap_server, box)
     first = sync_account(services, account, Budget(batch_size=3, max_batches=1))
     assert (first.imported, first.done) == (3, False)
@@ -221,10 +250,12 @@ def test_unreachable_host_is_recorded(services, db, make_user, imap_server):
     assert sync_account(services, account_id).error == "host unreachable"
 
 
-def test_historical_mail_never_notifies_and_new_mail_notifies_once_grouped(services, db, make_user, imap_server):
+def test_historical_mail_never_notifies_and_new_mail_notifies_once_grouped(
+    services, db, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
-    old = datetime.now(timezone.utc) - timedelta(days=30)
+    old = datetime.now(UTC) - timedelta(days=30)
     imap_server.append(box, raw_message(message_id="<old@test.example>", date=old))
     imap_server.append(box, raw_message(message_id="<new1@test.example>"))
     imap_server.append(box, raw_message(message_id="<new2@test.example>"))
@@ -233,15 +264,18 @@ def test_historical_mail_never_notifies_and_new_mail_notifies_once_grouped(servi
     assert len(notes) == 1 and notes[0].data["count"] == 2
 
 
-def test_oversized_message_is_imported_header_only_with_a_note(services, db, make_user, imap_server):
+def test_oversized_message_is_imported_header_only_with_a_note(
+    services, db, make_user, imap_server
+):
     from crm import settings
 
     uid = make_user("rep", ["rep@example.com"])
     with services.session() as s:
         settings.put(s, "max_message_bytes", 2000)
     box = imap_server.new_user()
-    imap_server.append(box, raw_message(subject="big", body="x" * 5000 + "\n",
-                                        message_id="<big@test.example>"))
+    imap_server.append(
+        box, raw_message(subject="big", body="x" * 5000 + "\n", message_id="<big@test.example>")
+    )
     fetch(services, make_account(services, uid, imap_server, box))
     email = db.scalars(select(Email)).one()
     assert email.subject == "big" and email.body_text == ""
@@ -249,7 +283,9 @@ def test_oversized_message_is_imported_header_only_with_a_note(services, db, mak
     assert services.blobs.exists(email.raw_sha256)
 
 
-def test_malformed_messages_are_stored_with_problems_and_never_stop_the_batch(services, db, make_user, imap_server):
+def test_malformed_messages_are_stored_with_problems_and_never_stop_the_batch(
+    services, db, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
     bad = [
@@ -257,7 +293,10 @@ def test_malformed_messages_are_stored_with_problems_and_never_stop_the_batch(se
         b"Subject: =?x-unknown?B?AAAA?=\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\n\xff\xfe\x00bad\r\n",
         b"Subject: nul\x00byte\r\nMessage-ID: <nul@test.example>\r\n\r\nbody\x00with nul\r\n",
         b"Subject: deep\r\nMessage-ID: <deep@test.example>\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
-        + b"".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i+1}\r\n\r\n".encode() for i in range(60))
+        + b"".join(
+            f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n".encode()
+            for i in range(60)
+        )
         + b"--b60\r\nContent-Type: text/plain\r\n\r\ndeepest\r\n",
     ]
     for raw in bad:
@@ -279,8 +318,9 @@ def test_mail_ignored_by_a_body_filter_leaves_no_blob_behind(services, db, make_
     db.commit()
     box = imap_server.new_user()
     spam = raw_message(body="Great offer. Unsubscribe now.\n", message_id="<spam@test.example>")
-    imap_server.append_many(box, [spam] + [raw_message(message_id=f"<k{i}@test.example>")
-                                           for i in range(4)])
+    imap_server.append_many(
+        box, [spam] + [raw_message(message_id=f"<k{i}@test.example>") for i in range(4)]
+    )
     summary = fetch(services, make_account(services, uid, imap_server, box), batch_size=2)
     assert (summary.imported, summary.skipped) == (4, 1)
     stored = imap_server.connect(box)

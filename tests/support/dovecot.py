@@ -50,7 +50,7 @@ class Dovecot:
             self.uid, self.gid = os.getuid(), os.getgid()
 
     # --- lifecycle -------------------------------------------------------------------
-    def start(self, users=("alice", "bob", "carol")) -> "Dovecot":
+    def start(self, users=("alice", "bob", "carol")) -> Dovecot:
         if shutil.which("dovecot") is None:
             raise RuntimeError("dovecot not installed: apt-get install dovecot-imapd")
         for sub in ("run", "state", "mail", "home", "ssl"):
@@ -124,8 +124,14 @@ class Dovecot:
         conn.login(user, PASSWORD)
         return conn
 
-    def append(self, user: str, raw: bytes, folder: str = "INBOX", flags: str = "",
-               date: float | None = None) -> int:
+    def append(
+        self,
+        user: str,
+        raw: bytes,
+        folder: str = "INBOX",
+        flags: str = "",
+        date: float | None = None,
+    ) -> int:
         """APPEND a raw message; returns its UID."""
         conn = self.connect(user)
         try:
@@ -135,7 +141,9 @@ class Dovecot:
             if typ != "OK":
                 raise RuntimeError(f"APPEND failed: {data}")
             text = data[0].decode()
-            return int(text.split("APPENDUID")[1].split()[1].rstrip("]")) if "APPENDUID" in text else 0
+            return (
+                int(text.split("APPENDUID")[1].split()[1].rstrip("]")) if "APPENDUID" in text else 0
+            )
         finally:
             conn.logout()
 
@@ -155,7 +163,10 @@ class Dovecot:
     def doveadm(self, *args: str) -> str:
         out = subprocess.run(
             ["doveadm", "-c", str(self.dir / "dovecot.conf"), *args],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         if out.returncode != 0:
             raise RuntimeError(f"doveadm {args}: {out.stderr}")
@@ -165,7 +176,7 @@ class Dovecot:
         conn = self.connect(user)
         try:
             conn.select(_quote(folder), readonly=True)
-            typ, data = conn.uid("SEARCH", None, "ALL")
+            _typ, data = conn.uid("SEARCH", None, "ALL")
             return [int(x) for x in data[0].split()]
         finally:
             conn.logout()
@@ -174,7 +185,7 @@ class Dovecot:
         conn = self.connect(user)
         try:
             conn.select(_quote(folder), readonly=True)
-            typ, data = conn.uid("FETCH", "1:*", "(FLAGS)")
+            _typ, data = conn.uid("FETCH", "1:*", "(FLAGS)")
             out = {}
             for line in data:
                 if line:
@@ -191,26 +202,48 @@ class Dovecot:
         if cert.exists():
             return
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=60,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-sha256",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         os.chmod(key, 0o600)
 
     def _config(self) -> str:
         d = self.dir
         if self.is_root:
-            internal = "default_internal_user = dovecot\ndefault_internal_group = dovecot\n" \
-                       "default_login_user = dovenull\n"
+            internal = (
+                "default_internal_user = dovecot\ndefault_internal_group = dovecot\n"
+                "default_login_user = dovenull\n"
+            )
             chroot = ""
         else:
             import grp
 
             me = pwd.getpwuid(os.getuid()).pw_name
             group = grp.getgrgid(os.getgid()).gr_name
-            internal = f"default_internal_user = {me}\ndefault_internal_group = {group}\n" \
-                       f"default_login_user = {me}\n"
+            internal = (
+                f"default_internal_user = {me}\ndefault_internal_group = {group}\n"
+                f"default_login_user = {me}\n"
+            )
             chroot = "  chroot =\n"
         return f"""
 instance_name = crmtest-{self.port}

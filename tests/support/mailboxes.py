@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import format_datetime, make_msgid
 
 from crm.mail.sync import Budget, SyncSummary, sync_account
@@ -12,15 +12,33 @@ from tests.support.dovecot import PASSWORD
 LONG_AGO = date(2000, 1, 1)
 
 
-def make_account(services, user_id, imap_server, imap_user, *, folders=("INBOX",),
-                 since=LONG_AGO, email=None, is_group=False, **kwargs) -> int:
+def make_account(
+    services,
+    user_id,
+    imap_server,
+    imap_user,
+    *,
+    folders=("INBOX",),
+    since=LONG_AGO,
+    email=None,
+    is_group=False,
+    **kwargs,
+) -> int:
     """A mail account of `user_id` reading `imap_user`'s mailbox on the test Dovecot."""
     with services.session() as session:
         account = create_account(
-            session, services.secret_box, user_id=user_id,
-            email=email or f"{imap_user}@example.com", host=imap_server.host,
-            port=imap_server.port, security="none", login=imap_user, password=PASSWORD,
-            folders=list(folders), since=since, is_group=is_group,
+            session,
+            services.secret_box,
+            user_id=user_id,
+            email=email or f"{imap_user}@example.com",
+            host=imap_server.host,
+            port=imap_server.port,
+            security="none",
+            login=imap_user,
+            password=PASSWORD,
+            folders=list(folders),
+            since=since,
+            is_group=is_group,
             **{k: v for k, v in kwargs.items() if k in ("team_ids", "name", "add_all_team_users")},
         )
         for key, value in kwargs.items():
@@ -43,11 +61,20 @@ def fetch(services, account_id, batch_size=50, max_rounds=1000) -> SyncSummary:
     raise AssertionError("sync did not finish")
 
 
-def raw_message(subject="Hello", from_="Sam Sender <sam@customer.example>",
-                to="rep@example.com", body="Hello there.\n", message_id=None, date=None,
-                cc=None, in_reply_to=None, references=None, headers=None) -> bytes:
+def raw_message(
+    subject="Hello",
+    from_="Sam Sender <sam@customer.example>",
+    to="rep@example.com",
+    body="Hello there.\n",
+    message_id=None,
+    date=None,
+    cc=None,
+    in_reply_to=None,
+    references=None,
+    headers=None,
+) -> bytes:
     """A small, well-formed RFC 5322 message."""
-    when = date or datetime.now(timezone.utc)
+    when = date or datetime.now(UTC)
     lines = [
         f"From: {from_}",
         f"To: {to}",

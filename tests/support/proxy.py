@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Self
 
 from tests.support.dovecot import free_port
 
@@ -21,7 +22,7 @@ class CuttingProxy:
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self.cuts = 0
 
-    def __enter__(self) -> "CuttingProxy":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -38,7 +39,9 @@ class CuttingProxy:
                 continue
             server = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
             threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, self.cut_after), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, self.cut_after), daemon=True
+            ).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
         sent = 0

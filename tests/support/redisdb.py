@@ -15,9 +15,11 @@ def claim_index() -> tuple[int, callable]:
         key = f"crm-test-db-lock:{index}"
         if admin.set(key, os.getpid(), nx=True, ex=4 * 3600) or _owner_gone(admin, key):
             admin.set(key, os.getpid(), ex=4 * 3600)
+
             def release(key=key):
                 admin.delete(key)
                 admin.close()
+
             return index, release
     raise RuntimeError("no free Redis database index (15 test runs at once?)")
 

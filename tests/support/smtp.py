@@ -13,8 +13,11 @@ class _Capture:
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(
-            {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
-             "data": envelope.original_content or envelope.content}
+            {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": list(envelope.rcpt_tos),
+                "data": envelope.original_content or envelope.content,
+            }
         )
         return "250 OK"
 
@@ -30,7 +33,7 @@ class SmtpServer:
     def messages(self) -> list[dict]:
         return self.handler.messages
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         self.controller.start()
         return self
 

@@ -25,7 +25,9 @@ def _drain(redis):
     worker.work(burst=True, max_jobs=100)
 
 
-def test_dispatch_enqueues_one_fetch_per_active_account_and_never_twice(worker_services, redis, make_user, imap_server):
+def test_dispatch_enqueues_one_fetch_per_active_account_and_never_twice(
+    worker_services, redis, make_user, imap_server
+):
     uid = make_user("rep", ["rep@example.com"])
     make_account(worker_services, uid, imap_server, imap_server.new_user())
     make_account(worker_services, uid, imap_server, imap_server.new_user(), is_active=False)
@@ -34,7 +36,9 @@ def test_dispatch_enqueues_one_fetch_per_active_account_and_never_twice(worker_s
     assert len(mail_queue(redis)) == 1
 
 
-def test_fetch_job_imports_and_continues_in_a_new_job(worker_services, redis, db, make_user, imap_server, monkeypatch):
+def test_fetch_job_imports_and_continues_in_a_new_job(
+    worker_services, redis, db, make_user, imap_server, monkeypatch
+):
     uid = make_user("rep", ["rep@example.com"])
     box = imap_server.new_user()
     imap_server.append_many(box, [raw_message(message_id=f"<j{i}@test.example>") for i in range(5)])
@@ -46,7 +50,9 @@ def test_fetch_job_imports_and_continues_in_a_new_job(worker_services, redis, db
     assert account
 
 
-def test_a_failing_account_does_not_stop_the_others(worker_services, redis, db, make_user, imap_server):
+def test_a_failing_account_does_not_stop_the_others(
+    worker_services, redis, db, make_user, imap_server
+):
     from tests.support.dovecot import free_port
 
     uid = make_user("rep", ["rep@example.com"])

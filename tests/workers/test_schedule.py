@@ -11,7 +11,11 @@ def test_reconcile_adds_keeps_and_cancels(redis):
     scheduler = make_scheduler(redis, "mail")
     wanted = [Periodic("a", "workers.jobs.dispatch_fetches", 60)]
     assert reconcile(scheduler, wanted, "mail")["added"] == ["periodic:a"]
-    assert reconcile(scheduler, wanted, "mail") == {"added": [], "cancelled": [], "kept": ["periodic:a"]}
+    assert reconcile(scheduler, wanted, "mail") == {
+        "added": [],
+        "cancelled": [],
+        "kept": ["periodic:a"],
+    }
     changed = [Periodic("a", "workers.jobs.dispatch_fetches", 120)]
     result = reconcile(scheduler, changed, "mail")
     assert result["cancelled"] == ["periodic:a"] and result["added"] == ["periodic:a"]
