@@ -39,7 +39,7 @@ def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) ->
             if not skip and _notifies(ctx, mail, row, outgoing):
                 fresh[user_id].append(cand.email_id)
     if rows:
-        session.execute(insert(EmailUserState), rows)
+        session.connection().execute(insert(EmailUserState.__table__), rows)
     for user_id, ids in fresh.items():
         text = "1 new mail" if len(ids) == 1 else f"{len(ids)} new mails"
         notify(session, user_id, "new_mail", text, email_ids=ids[:50], count=len(ids))

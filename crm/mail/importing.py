@@ -237,8 +237,8 @@ def store(
         cand.email_id = ids[cand.identity]
     result.imported += len(first)
     result.duplicates += len(candidates) - len(first)
-    session.execute(
-        insert(EmailLocation),
+    session.connection().execute(
+        insert(EmailLocation.__table__),
         [
             {
                 "mail_account_id": ctx.account.id,
@@ -263,17 +263,21 @@ def _insert_emails(session: Session, cands: list[Candidate], addresses) -> dict[
     if not cands:
         return {}
     rows = [_email_row(c, addresses) for c in cands]
-    stmt = insert(Email).returning(Email.id, Email.identity, sort_by_parameter_order=True)
-    ids = {identity: id_ for id_, identity in session.execute(stmt, rows)}
+    # Core INSERTs on the tables: the ORM's bulk path splits rows into many small groups
+    # (by which values are None), Core sends each batch as one multi-row statement.
+    table = Email.__table__
+    stmt = insert(table).returning(table.c.id, table.c.identity, sort_by_parameter_order=True)
+    connection = session.connection()
+    ids = {identity: id_ for id_, identity in connection.execute(stmt, rows)}
     recipients, attachments = [], []
     for cand in cands:
         email_id = ids[cand.identity]
         recipients += [{"email_id": email_id, **r} for r in _recipient_rows(cand.mail, addresses)]
         attachments += [{"email_id": email_id, **a} for a in _attachment_rows(cand)]
     if recipients:
-        session.execute(insert(EmailRecipient), recipients)
+        connection.execute(insert(EmailRecipient.__table__), recipients)
     if attachments:
-        session.execute(insert(Attachment), attachments)
+        connection.execute(insert(Attachment.__table__), attachments)
     return ids
 
 
