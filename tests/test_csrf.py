@@ -16,7 +16,7 @@ def _sample_value(converter) -> str:
     if isinstance(converter, IntegerConverter):
         return "1"
     if isinstance(converter, AnyConverter):
-        return sorted(converter.items)[0]
+        return min(converter.items)
     return "x"
 
 
