@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from crm import folders
 from crm.db import utcnow
 from crm.mail.hosts import resolve
-from crm.mail.imap import SECURITY, ImapConnection
+from crm.mail.imap import SECURITY, ImapConnection, tls_context
 from crm.mail_accounts import (
     STALE_CLAIM,
     AccountError,
@@ -282,12 +282,13 @@ def same_server(account: MailAccount, form: Mapping) -> bool:
 
 
 def server_folders(
-    values: dict, password: str, allowlist: set[str], timeout: float = 20
+    values: dict, password: str, allowlist: set[str], timeout: float = 20, ca_file: str = ""
 ) -> list[str]:
     """Log in with the form's values and list the server's folders; raises MailError."""
     endpoint = resolve(values["imap_host"], values["imap_port"], allowlist)
     with ImapConnection(
-        endpoint, values["imap_security"], values["imap_login"], password, timeout=timeout
+        endpoint, values["imap_security"], values["imap_login"], password, timeout=timeout,
+        ssl_context=tls_context(ca_file),
     ) as conn:
         return sorted(conn.folders(), key=lambda name: (name.upper() != "INBOX", name.lower()))
 

@@ -31,6 +31,8 @@ class Config:
     secrets_key: str = ""
     # host:port entries that may resolve to private or loopback addresses (tests, on-site servers).
     mail_host_allowlist: str = ""
+    # Extra CA certificates (PEM file) trusted for mail servers, e.g. an on-site CA.
+    mail_ca_file: str = ""
     # Limit on login attempts per client address.
     login_rate_limit: str = "10 per minute"
     # Name of the RQ queue that carries fetch and send jobs.
@@ -58,6 +60,7 @@ class Config:
             "data_dir": Path(env["CRM_DATA_DIR"]) if env.get("CRM_DATA_DIR") else Path(),
             "secrets_key": env.get("CRM_SECRETS_KEY", ""),
             "mail_host_allowlist": env.get("CRM_MAIL_HOST_ALLOWLIST", ""),
+            "mail_ca_file": env.get("CRM_MAIL_CA_FILE", ""),
             "login_rate_limit": env.get("CRM_LOGIN_RATE_LIMIT", "10 per minute"),
             "queue_name": env.get("CRM_QUEUE", "mail"),
         }

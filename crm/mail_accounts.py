@@ -13,7 +13,7 @@ from crm import settings
 from crm.db import utcnow
 from crm.mail.errors import MailError
 from crm.mail.hosts import parse_allowlist, resolve
-from crm.mail.imap import SECURITY, ImapConnection
+from crm.mail.imap import SECURITY, ImapConnection, tls_context
 from crm.models import EmailLocation, FolderCursor, MailAccount, Team, User
 from crm.notifications import notify
 from crm.secrets import SecretBox
@@ -108,7 +108,11 @@ def host_allowlist(session: Session, env_allowlist: str) -> set[str]:
 
 
 def connect(
-    account: MailAccount, box: SecretBox, allowlist: set[str], timeout: float = 60
+    account: MailAccount,
+    box: SecretBox,
+    allowlist: set[str],
+    timeout: float = 60,
+    ca_file: str | None = None,
 ) -> ImapConnection:
     """Log in to the account's IMAP server (host checked, then pinned)."""
     endpoint = resolve(account.imap_host, account.imap_port, allowlist)
@@ -118,6 +122,7 @@ def connect(
         account.imap_login,
         imap_password(account, box),
         timeout=timeout,
+        ssl_context=tls_context(ca_file),
     )
 
 

@@ -188,7 +188,9 @@ def _test(account, group: bool, password: str):
     try:
         values = accounts.connection_values(form)
         allowlist = host_allowlist(db(), services().config.mail_host_allowlist)
-        server["folders"] = accounts.server_folders(values, password, allowlist)
+        server["folders"] = accounts.server_folders(
+            values, password, allowlist, ca_file=services().config.mail_ca_file
+        )
     except accounts.AccountFormError as exc:
         server["error"] = "; ".join(exc.errors.values())
     except MailError as exc:

@@ -88,6 +88,14 @@ def _plain_error(exc: BaseException) -> ImapError:
     return ImapError(str(exc), plain="the mail server answered with an error", reply=str(exc))
 
 
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Certificate checks always on; an admin may add their own CA for on-site servers."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 class ImapConnection:
     """One logged-in IMAP session. Use as a context manager."""
 
@@ -102,7 +110,7 @@ class ImapConnection:
     ):
         if security not in SECURITY:
             raise ImapError(plain=f"unknown security {security!r}")
-        context = ssl_context or ssl.create_default_context()
+        context = ssl_context or tls_context()
         self.box = None
         try:
             if security == "ssl":

@@ -151,7 +151,9 @@ def _sync_folders(services, session, account_id, run, budget, summary, progress)
     account = session.get(MailAccount, account_id)
     allowlist = host_allowlist(session, services.config.mail_host_allowlist)
     max_bytes = settings.get(session, "max_message_bytes")
-    with connect(account, services.secret_box, allowlist) as conn:
+    with connect(
+        account, services.secret_box, allowlist, ca_file=services.config.mail_ca_file
+    ) as conn:
         ctx = importing.load_context(
             session, account, services.blobs, max_bytes, users_receiving(session, account)
         )

@@ -329,3 +329,20 @@ def test_mail_ignored_by_a_body_filter_leaves_no_blob_behind(services, db, make_
     stored.logout()
     assert not services.blobs.exists(hashlib.sha256(data[0][1]).hexdigest())
     assert "spam@test.example" not in _identities(db)
+
+
+def test_tls_modes_check_the_certificate(services, db, make_user, imap_server, config):
+    """SSL and STARTTLS verify the server certificate; an admin-provided CA makes it trusted."""
+    uid = make_user("rep", ["rep@example.com"])
+    box = imap_server.new_user()
+    imap_server.append(box, raw_message(message_id="<tls@test.example>"))
+    ssl_account = make_account(
+        services, uid, imap_server, box, imap_security="ssl", imap_port=imap_server.ssl_port
+    )
+    assert sync_account(services, ssl_account).error.startswith("secure connection failed")
+    config.mail_ca_file = str(imap_server.dir / "ssl" / "cert.pem")
+    assert fetch(services, ssl_account).imported == 1
+    starttls = make_account(services, uid, imap_server, box, imap_security="starttls")
+    summary = fetch(services, starttls)
+    # The same message through a second account: already stored, so one more location only.
+    assert (summary.error, summary.seen, summary.imported, summary.duplicates) == (None, 1, 0, 1)
