@@ -346,3 +346,29 @@ def test_tls_modes_check_the_certificate(services, db, make_user, imap_server, c
     summary = fetch(services, starttls)
     # The same message through a second account: already stored, so one more location only.
     assert (summary.error, summary.seen, summary.imported, summary.duplicates) == (None, 1, 0, 1)
+
+
+def test_two_accounts_importing_the_same_mail_at_once_store_it_once(services, db, make_user, imap_server):
+    """Races on the same Message-ID between two syncs end in one Email and two states."""
+    import threading
+
+    ann = make_user("ann", ["ann@example.com"])
+    bob = make_user("bob", ["bob@example.com"])
+    raws = [raw_message(to="ann@example.com, bob@example.com", message_id=f"<race{i}@test.example>")
+            for i in range(40)]
+    accounts = []
+    for owner in (ann, bob):
+        box = imap_server.new_user()
+        imap_server.append_many(box, raws)
+        accounts.append(make_account(services, owner, imap_server, box))
+    results = {}
+    threads = [threading.Thread(target=lambda a=a: results.update({a: fetch(services, a, batch_size=5)}))
+               for a in accounts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(r.error is None and r.failed == 0 for r in results.values())
+    assert _count(db, Email) == 40
+    assert _count(db, EmailUserState) == 80
+    assert _count(db, EmailLocation) == 80
