@@ -76,6 +76,27 @@ def delete_record(session: Session, kind: Kind, record) -> None:
     session.flush()
 
 
+def set_address_flags(
+    session: Session, kind: Kind, record, address_id: int, *, opted_out: bool, invalid: bool
+) -> EmailAddress | None:
+    """Mark one of the record's addresses opted out or invalid; None if the record lacks it.
+
+    The flags belong to the address row, so every record holding the address sees them.
+    """
+    link = session.scalars(
+        select(EmailAddressLink).where(
+            EmailAddressLink.entity_type == kind.entity_type,
+            EmailAddressLink.entity_id == record.id,
+            EmailAddressLink.address_id == address_id,
+        )
+    ).first()
+    if link is None:
+        return None
+    link.address.opted_out, link.address.invalid = opted_out, invalid
+    session.flush()
+    return link.address
+
+
 def next_case_number(session: Session) -> int:
     """Highest number plus one; the unique constraint makes a concurrent clash fail, not repeat."""
     return (session.scalar(select(func.max(Case.number))) or 0) + 1

@@ -136,6 +136,17 @@ def update(kind, record_id):
     return redirect(url_for("records.show", kind=kind.slug, record_id=record.id), 303)
 
 
+@bp.post("/<kind>/<int:record_id>/addresses/<int:address_id>")
+def flag_address(kind, record_id, address_id):
+    """Set an address's opted-out and invalid flags from the record's page."""
+    kind = _kind(kind)
+    record = _record(kind, record_id)
+    flags = {name: request.form.get(name) == "on" for name in ("opted_out", "invalid")}
+    get_or_404(records.set_address_flags(db(), kind, record, address_id, **flags))
+    db().commit()
+    return redirect(url_for("records.show", kind=kind.slug, record_id=record.id), 303)
+
+
 @bp.get("/<kind>/<int:record_id>/delete")
 def confirm_delete(kind, record_id):
     kind = _kind(kind)

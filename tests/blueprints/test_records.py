@@ -292,3 +292,57 @@ def test_task_times_are_in_the_users_time_zone(user_client, services):
     assert "2030-02-01 09:30" in user_client.get("/records/tasks/").get_data(as_text=True)
     form = user_client.get(response.headers["Location"] + "/edit").get_data(as_text=True)
     assert 'value="2030-02-01T09:30"' in form
+
+
+def test_address_flags_are_set_from_the_record_page(user_client, services):
+    uid = _user_id(services, "rep")
+    contact_id = _make(services, Contact, last_name="Lee", assigned_user_id=uid)
+    lead_id = _make(services, Lead, last_name="Lee", assigned_user_id=uid)
+    with services.session() as s:
+        addressbook.set_addresses(s, "Contact", contact_id, ["Lee@Example.com"])
+        addressbook.set_addresses(s, "Lead", lead_id, ["lee@example.com"])
+        address_id = addressbook.addresses_of(s, "Contact", contact_id)[0].address_id
+    url = f"/records/contacts/{contact_id}/addresses/{address_id}"
+    page = user_client.get(f"/records/contacts/{contact_id}").get_data(as_text=True)
+    assert f'action="{url}"' in page and 'name="opted_out"' in page
+    response = user_client.post(url, data={"opted_out": "on"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/records/contacts/{contact_id}"
+    # The flags belong to the address, so the lead holding it shows them too.
+    lead_page = user_client.get(f"/records/leads/{lead_id}").get_data(as_text=True)
+    assert "opted out</span>" in lead_page and "invalid</span>" not in lead_page
+    assert user_client.post(url, data={"invalid": "on"}, htmx=True).status_code == 303
+    with services.session() as s:
+        from crm.models import EmailAddress
+
+        address = s.get(EmailAddress, address_id)
+        assert (address.opted_out, address.invalid, address.address) == (
+            False,
+            True,
+            "Lee@example.com",
+        )
+
+
+def test_address_flags_need_a_visible_record_holding_the_address(user_client, make_user, services):
+    uid = _user_id(services, "rep")
+    other = make_user("other")
+    mine = _make(services, Contact, last_name="Mine", assigned_user_id=uid)
+    hidden = _make(services, Contact, last_name="Hidden", assigned_user_id=other)
+    with services.session() as s:
+        addressbook.set_addresses(s, "Contact", hidden, ["hidden@example.com"])
+        address_id = addressbook.addresses_of(s, "Contact", hidden)[0].address_id
+    flags = {"opted_out": "on"}
+    assert (
+        user_client.post(
+            f"/records/contacts/{hidden}/addresses/{address_id}", data=flags
+        ).status_code
+        == 404
+    )
+    assert (
+        user_client.post(f"/records/contacts/{mine}/addresses/{address_id}", data=flags).status_code
+        == 404
+    )
+    with services.session() as s:
+        from crm.models import EmailAddress
+
+        assert s.get(EmailAddress, address_id).opted_out is False
