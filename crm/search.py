@@ -109,15 +109,25 @@ def filters(session: Session, query: Query) -> list:
 
 def match(session: Session, words: list[str]):
     """Full-text condition: every word, as a prefix."""
-    if session.get_bind().dialect.name == "postgresql":
-        tsquery = " & ".join(f"{w}:*" for w in words)
-        return text("emails.search_vector @@ to_tsquery('simple', :tsquery)").bindparams(
-            tsquery=tsquery
-        )
-    fts = " ".join(f'"{w}"*' for w in words)
-    return text(
-        "emails.id IN (SELECT rowid FROM emails_fts WHERE emails_fts MATCH :fts)"
-    ).bindparams(fts=fts)
+    if session.get_bind().dialect.name != "postgresql":
+        # FTS5 reads only its own doclists (no table rows), so its matches make a cheap list.
+        fts = " ".join(f'"{w}"*' for w in words)
+        return text(
+            "emails.id IN (SELECT rowid FROM emails_fts WHERE emails_fts MATCH :q)"
+        ).bindparams(q=fts)
+    # PostgreSQL must visit a table row per match. A rare query (few matches in the whole
+    # database) lets its ids drive the lookup; a common one is checked row by row while the
+    # user's list is read newest first, which soon fills a page. Its planner cannot tell the
+    # two apart for prefix queries, hence the bounded probe.
+    tsquery = " & ".join(f"{w}:*" for w in words)
+    probe = "SELECT id FROM emails WHERE search_vector @@ to_tsquery('simple', :q) LIMIT :n"
+    ids = list(session.scalars(text(probe).bindparams(q=tsquery, n=RARE + 1)))
+    if len(ids) <= RARE:
+        return EmailUserState.email_id.in_(ids)
+    return text("emails.search_vector @@ to_tsquery('simple', :q)").bindparams(q=tsquery)
+
+
+RARE = 2000
 
 
 def _from(sender: str):

@@ -94,6 +94,9 @@ class EmailUserState(Base):
         Index(
             "ix_email_user_states_list", "user_id", "in_trash", "folder_id", "sort_date", "email_id"
         ),
+        # Newest-first lists across folders (PostgreSQL cannot order by the list index when the
+        # folder is "IS NULL", the Inbox), and search hits read in the user's order.
+        Index("ix_email_user_states_recent", "user_id", "sort_date", "email_id"),
         # Unread counts for the folder pane read only this (most mail is read, so it stays small).
         Index(
             "ix_email_user_states_unread",

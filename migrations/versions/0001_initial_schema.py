@@ -350,6 +350,7 @@ def upgrade():
     with op.batch_alter_table('email_user_states', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_email_user_states_email_id'), ['email_id'], unique=False)
         batch_op.create_index('ix_email_user_states_list', ['user_id', 'in_trash', 'folder_id', 'sort_date', 'email_id'], unique=False)
+        batch_op.create_index('ix_email_user_states_recent', ['user_id', 'sort_date', 'email_id'], unique=False)
         batch_op.create_index('ix_email_user_states_unread', ['user_id', 'folder_id', 'in_trash', 'is_outgoing', 'is_important'], unique=False, sqlite_where=sa.text('is_read = 0'), postgresql_where=sa.text('is_read = false'))
 
     op.create_table('folder_cursors',
@@ -511,6 +512,7 @@ def downgrade():
     op.drop_table('folder_cursors')
     with op.batch_alter_table('email_user_states', schema=None) as batch_op:
         batch_op.drop_index('ix_email_user_states_unread', sqlite_where=sa.text('is_read = 0'), postgresql_where=sa.text('is_read = false'))
+        batch_op.drop_index('ix_email_user_states_recent')
         batch_op.drop_index('ix_email_user_states_list')
         batch_op.drop_index(batch_op.f('ix_email_user_states_email_id'))
 
