@@ -30,13 +30,14 @@ def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) ->
         mail = cand.mail or cand.headers_only
         email = new_emails.get(cand.email_id)
         extra = getattr(email, "_extra_receivers", set()) if email is not None else set()
+        quiet = email is not None and _quiet_group_folder(ctx, mail)
         for user_id, outgoing in recipients(ctx, mail, extra).items():
             if (cand.email_id, user_id) in have:
                 continue
             have.add((cand.email_id, user_id))
             row, skip = _state_row(ctx, folder, cand, mail, user_id, outgoing)
             rows.append(row)
-            if not skip and _notifies(ctx, mail, row, outgoing):
+            if not (skip or quiet) and _notifies(ctx, mail, row, outgoing):
                 fresh[user_id].append(cand.email_id)
     if rows:
         session.connection().execute(insert(EmailUserState.__table__), rows)
@@ -69,6 +70,11 @@ def file_in_group_folders(session: Session, ctx, new) -> None:
         folder = session.get(Folder, folder_id)
         if folder is not None:
             folders.file_in_group_folder(session, folder, email_ids)
+
+
+def _quiet_group_folder(ctx, mail: ParsedMail) -> bool:
+    # New mail a group account files in a "skip notifications" group folder notifies nobody.
+    return ctx.filters.account_folder(mail) in ctx.skip_notify_folders
 
 
 def is_historical(ctx, mail: ParsedMail) -> bool:

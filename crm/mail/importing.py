@@ -117,7 +117,8 @@ def plan(
     kept = []
     for cand in candidates:
         cand.email_id = known.get(cand.identity)
-        if cand.email_id is None and ctx.filters.ignored(cand.headers_only):
+        # Also for mail already stored (from another account): Ignore keeps it out of this one.
+        if ctx.filters.ignored(cand.headers_only):
             result.skipped += 1
             continue
         kept.append(cand)
@@ -200,8 +201,31 @@ def apply_prepared(
 def ignored_after_download(
     session: Session, ctx: ImportContext, candidates: list[Candidate]
 ) -> list[Candidate]:
-    """Body criteria of Ignore filters can only be checked once the body is here."""
-    return [c for c in candidates if c.email_id is not None or not ctx.filters.ignored(c.mail)]
+    """Body criteria of Ignore filters can only be checked once the body is here (for mail
+    already stored from another account: its stored body)."""
+    stored = {} if blobs_before_filters(ctx) else _stored_mail(session, candidates)
+    kept = []
+    for cand in candidates:
+        mail = cand.mail if cand.email_id is None else stored.get(cand.email_id)
+        if mail is None or not ctx.filters.ignored(mail):
+            kept.append(cand)
+    return kept
+
+
+def _stored_mail(session: Session, candidates: list[Candidate]) -> dict[int, ParsedMail]:
+    """Known mail as filters see it: the server's headers with the stored body."""
+    by_id = {c.email_id: c for c in candidates if c.email_id is not None}
+    if not by_id:
+        return {}
+    rows = session.execute(
+        select(Email.id, Email.body_text, Email.body_html).where(Email.id.in_(list(by_id)))
+    )
+    return {
+        email_id: dataclasses.replace(
+            by_id[email_id].headers_only, text=text or "", html=html or "", header_only=False
+        )
+        for email_id, text, html in rows
+    }
 
 
 def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:

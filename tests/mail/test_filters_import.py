@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from sqlalchemy import select
 
 from crm import folders
+from crm.mail.imap import ImapConnection
 from crm.models import Email, EmailFilter, EmailLocation, EmailUserState, Notification, User
 from tests.support.mailboxes import fetch, make_account, raw_message
 
@@ -243,3 +246,112 @@ def test_group_account_move_filter_shares_mail_in_a_group_folder(
             True,
         )
     assert subjects(db, user_id=sales, folder_id=desk, in_trash=True) == ["URGENT: down"]
+
+
+def stored_raw(imap_server, box, uid) -> bytes:
+    """The message as the server holds it (the bytes a body download would store)."""
+    conn = imap_server.connect(box)
+    conn.select("INBOX", readonly=True)
+    _typ, data = conn.uid("FETCH", str(uid), "(BODY.PEEK[])")
+    conn.logout()
+    return data[0][1]
+
+
+@pytest.mark.parametrize("scope", ["global", "account"])
+def test_mail_ignored_by_a_header_filter_is_never_downloaded(
+    services, db, rep, imap_server, monkeypatch, scope
+):
+    downloaded: list[int] = []
+    real_fetch = ImapConnection.fetch_bodies
+
+    def spy(conn, uids):
+        downloaded.extend(uids)
+        return real_fetch(conn, uids)
+
+    monkeypatch.setattr(ImapConnection, "fetch_bodies", spy)
+    box = mailbox(
+        imap_server,
+        ("Cheap pills", "x@spam.example", "buy now"),
+        ("Meeting", "boss@corp.example", "at 10"),
+    )
+    account = make_account(services, rep, imap_server, box)
+    add_filter(
+        services,
+        scope=scope,
+        mail_account_id=account if scope == "account" else None,
+        from_pattern="*@spam.example",
+    )
+    summary = fetch(services, account)
+    assert (summary.imported, summary.skipped) == (1, 1)
+    assert downloaded == [2]
+    # No Ignore filter needs a body, so downloaded mail is stored as it is parsed: no blob, no fetch.
+    assert not services.blobs.exists(hashlib.sha256(stored_raw(imap_server, box, 1)).hexdigest())
+    assert services.blobs.exists(hashlib.sha256(stored_raw(imap_server, box, 2)).hexdigest())
+    assert all_subjects(db) == ["Meeting"]
+
+
+def two_accounts_with_one_newsletter(services, make_user, imap_server, rep):
+    """rep's and ann's accounts both hold the same newsletter (sent to a list, not to them)."""
+    ann = make_user("ann", ["ann@example.com"])
+    message = raw_message(
+        subject="Newsletter",
+        from_="news@list.example",
+        to="all@list.example",
+        message_id="<news-2@list.example>",
+        body="Read online. Unsubscribe here.",
+    )
+    boxes = [imap_server.new_user(), imap_server.new_user()]
+    for box in boxes:
+        imap_server.append(box, message)
+    return ann, [make_account(services, u, imap_server, b) for u, b in zip((rep, ann), boxes)]
+
+
+@pytest.mark.parametrize("criteria", [{"subject_pattern": "news*"}, {"body_any": ["unsubscribe"]}])
+def test_account_ignore_keeps_out_mail_that_another_account_imported_first(
+    services, db, rep, make_user, imap_server, criteria
+):
+    ann, (filtered, plain) = two_accounts_with_one_newsletter(services, make_user, imap_server, rep)
+    add_filter(services, scope="account", mail_account_id=filtered, **(NO_BODY | criteria))
+    assert fetch(services, plain).imported == 1
+    assert fetch(services, filtered).skipped == 1
+    assert subjects(db, user_id=ann) == ["Newsletter"]
+    assert subjects(db, user_id=rep) == []
+    assert [loc.mail_account_id for loc in db.scalars(select(EmailLocation))] == [plain]
+
+
+def test_a_group_folder_that_skips_notifications_silences_the_group_accounts_move_filter(
+    services, db, make_user, imap_server
+):
+    sales = make_user("sales1", ["s1@example.com"], teams=["sales"])
+    db.rollback()
+    team_id = db.get(User, sales).teams[0].id
+    with services.session() as session:
+        quiet = folders.create_group_folder(
+            session, "Bulk", [team_id], skip_notifications=True
+        ).id
+    box = mailbox(
+        imap_server,
+        ("Weekly digest", "bot@vendor.example", "x"),
+        ("Question", "c@customer.example", "y"),
+    )
+    account = make_account(
+        services,
+        sales,
+        imap_server,
+        box,
+        is_group=True,
+        team_ids=[team_id],
+        add_all_team_users=True,
+        email="desk@example.com",
+    )
+    add_filter(
+        services,
+        scope="account",
+        mail_account_id=account,
+        action="move",
+        folder_id=quiet,
+        from_pattern="*@vendor.example",
+    )
+    fetch(services, account)
+    assert subjects(db, user_id=sales, folder_id=quiet) == ["Weekly digest"]
+    assert notified(db, sales) == 1  # the question only
