@@ -135,3 +135,11 @@ def test_migration_downgrade_drops_and_upgrade_restores_search(tmp_path):
         engine.dispose()
     finally:
         drop()
+
+
+def test_common_words_are_checked_row_by_row_with_the_same_result(db, rep, monkeypatch):
+    # Above RARE matches PostgreSQL switches plans; the answer must not change.
+    ids = [make_email(db, users=[rep.id], subject=f"common word {n}").id for n in range(3)]
+    monkeypatch.setattr(search, "RARE", 1)
+    assert sorted(find(db, rep, q="common")) == sorted(ids)
+    assert find(db, rep, q="common 1") == [ids[1]]

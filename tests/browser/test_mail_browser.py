@@ -40,8 +40,6 @@ def test_read_a_mail_with_an_inline_image(live_server, browser, db, services, re
                       sha256=services.blobs.put(PNG), content_id="logo@x", is_inline=True))
     db.commit()
     page = browser
-    inline = []
-    page.on("response", lambda r: inline.append(r.status) if "/inline/" in r.url else None)
     sign_in(page, live_server)
     row = page.locator("#rows tr.mailrow", has_text="Welcome aboard")
     expect(row).to_have_class(re.compile(r"\bunread\b"))
@@ -50,8 +48,8 @@ def test_read_a_mail_with_an_inline_image(live_server, browser, db, services, re
     expect(page.locator(".mailhead")).to_contain_text("Olga Owner")
     body = page.frame_locator("iframe.mailbody")
     expect(body.get_by_role("heading", name="Hello")).to_be_visible()
+    # The image decoded: its signed URL worked although the sandboxed frame sends no cookie.
     expect(body.locator("img")).to_have_js_property("naturalWidth", 1)
-    assert inline and set(inline) == {200}
     page.get_by_role("link", name="Back").click()
     expect(page.locator("#rows tr.mailrow", has_text="Welcome aboard")).not_to_have_class(
         re.compile(r"\bunread\b"))
