@@ -30,6 +30,7 @@ from crm.models import FolderCursor, MailAccount, SyncRun, Team, User
 from crm.secrets import SecretBox
 
 DISTRIBUTIONS = ("direct", "round-robin", "least-busy")
+MAP = "map:"  # prefix of the form fields mapping an IMAP folder to a CRM folder
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 # The stored password is only ever sent to the server (and with the security) it was given for.
 SERVER = ("imap_host", "imap_port", "imap_security")
@@ -114,6 +115,7 @@ def account_data(account: MailAccount) -> dict:
         "folders": list(account.monitored_folders or []),
         "since": account.fetch_since.isoformat() if account.fetch_since else "",
         "target_folder_id": str(account.target_folder_id or ""),
+        "folder_map": {name: str(i) for name, i in (account.folder_map or {}).items()},
         "is_active": account.is_active,
         "team_ids": [str(t.id) for t in account.teams],
         "add_all_team_users": account.add_all_team_users,
@@ -129,6 +131,7 @@ def form_data(form) -> dict:
     data = {k: v for k, v in form.items() if k not in ("password", "csrf_token")}
     data["folders"] = picked_folders(form)
     data["team_ids"] = form.getlist("team_ids")
+    data["folder_map"] = {k[len(MAP) :]: v for k, v in form.items() if k.startswith(MAP)}
     for box in ("is_active", "add_all_team_users", "create_case"):
         data[box] = bool(form.get(box))
     return data
@@ -184,11 +187,23 @@ def clean(form, choices: Choices, group: bool) -> dict:
     values["target_folder_id"] = _pick(
         form.get("target_folder_id"), choices.folders, "target_folder_id", errors
     )
+    values["folder_map"] = _folder_map(form, values["monitored_folders"], choices, errors)
     if group:
         values.update(_group_values(form, choices, errors))
     if errors:
         raise AccountFormError(errors)
     return values
+
+
+def _folder_map(form, monitored: list[str], choices: Choices, errors: dict) -> dict[str, int]:
+    """IMAP folder -> CRM folder for incoming mail, from the `map:<IMAP folder>` selects;
+    folders left at the default (or no longer monitored) go where "Put incoming mail in" says."""
+    mapped = {}
+    for name in monitored:
+        folder_id = _pick(form.get(MAP + name), choices.folders, "folder_map", errors)
+        if folder_id is not None:
+            mapped[name] = folder_id
+    return mapped
 
 
 def _group_values(form, choices: Choices, errors: dict) -> dict:

@@ -233,6 +233,7 @@ EDITABLE = (
     "monitored_folders",
     "fetch_since",
     "target_folder_id",
+    "folder_map",
     "is_active",
     "user_id",
     "add_all_team_users",

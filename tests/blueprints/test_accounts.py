@@ -144,6 +144,28 @@ def test_target_folder_must_be_one_of_the_users_folders(user_client, make_user, 
     assert accounts_of(db, "rep")[0].target_folder_id == mine
 
 
+def test_an_imap_folder_can_be_mapped_to_one_of_the_users_folders(
+    user_client, make_user, db, services
+):
+    from crm import folders
+
+    other = make_user("other")
+    with services.session() as session:
+        mine = folders.create_folder(session, user_id(session, "rep"), "Archived").id
+        theirs = folders.create_folder(session, other, "Private").id
+    form = account_form(folders=["INBOX", "Archive"], **{"map:Archive": str(mine)})
+    assert user_client.post("/accounts/new", data=form).status_code == 303
+    account = accounts_of(db, "rep")[0]
+    assert account.folder_map == {"Archive": mine}
+    page = user_client.get(f"/accounts/{account.id}/edit").get_data(as_text=True)
+    assert 'name="map:Archive"' in page and f'<option value="{mine}" selected>' in page
+    refused = account_form(folders=["INBOX", "Archive"], **{"map:Archive": str(theirs)})
+    assert user_client.post(f"/accounts/{account.id}/edit", data=refused).status_code == 422
+    cleared = account_form(folders=["INBOX", "Archive"], **{"map:Archive": ""})
+    assert user_client.post(f"/accounts/{account.id}/edit", data=cleared).status_code == 303
+    assert accounts_of(db, "rep")[0].folder_map == {}
+
+
 def test_the_admins_cap_on_personal_accounts_is_shown(user_client, db, services):
     with services.session() as session:
         settings.put(session, "max_personal_accounts", 1)

@@ -326,9 +326,7 @@ def test_a_group_folder_that_skips_notifications_silences_the_group_accounts_mov
     db.rollback()
     team_id = db.get(User, sales).teams[0].id
     with services.session() as session:
-        quiet = folders.create_group_folder(
-            session, "Bulk", [team_id], skip_notifications=True
-        ).id
+        quiet = folders.create_group_folder(session, "Bulk", [team_id], skip_notifications=True).id
     box = mailbox(
         imap_server,
         ("Weekly digest", "bot@vendor.example", "x"),
@@ -355,3 +353,26 @@ def test_a_group_folder_that_skips_notifications_silences_the_group_accounts_mov
     fetch(services, account)
     assert subjects(db, user_id=sales, folder_id=quiet) == ["Weekly digest"]
     assert notified(db, sales) == 1  # the question only
+
+
+def test_a_personal_account_files_incoming_mail_in_its_chosen_and_mapped_folders(
+    services, db, rep, imap_server
+):
+    work = make_folder(services, rep, "Work")
+    archived = make_folder(services, rep, "Archived", skip_notifications=True)
+    box = imap_server.new_user()
+    imap_server.append(box, raw_message(subject="New"))
+    imap_server.append(box, raw_message(subject="Old"), folder="Archive")
+    account = make_account(
+        services,
+        rep,
+        imap_server,
+        box,
+        folders=("INBOX", "Archive"),
+        target_folder_id=work,
+        folder_map={"Archive": archived},
+    )
+    fetch(services, account)
+    assert subjects(db, user_id=rep, folder_id=work) == ["New"]
+    assert subjects(db, user_id=rep, folder_id=archived) == ["Old"]
+    assert notified(db, rep) == 1  # "Archived" skips notifications
