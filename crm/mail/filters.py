@@ -19,6 +19,10 @@ Called by the import pipeline. Load the filters once per batch and reuse them:
     placement = filters.inbox_placement(user_id, mail)   # per receiving user (cached per user)
 
 The module functions below do the same for a single call (they load the filters each time).
+`inbox_placement(session, user_id, mail)` is also the entry point for mail that reaches a user
+without an import, e.g. a colleague sending them a mail through the CRM: call it per receiving
+user with the outgoing mail as a ParsedMail and apply the Placement to their state row the way
+crm/mail/delivery.py does (folder, Trash, read, and no notification when it says so).
 A header-only mail (`mail.header_only`) never matches a filter that needs the body: that filter
 cannot decide yet and is checked again with the full mail.
 """

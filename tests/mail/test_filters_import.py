@@ -376,3 +376,25 @@ def test_a_personal_account_files_incoming_mail_in_its_chosen_and_mapped_folders
     assert subjects(db, user_id=rep, folder_id=work) == ["New"]
     assert subjects(db, user_id=rep, folder_id=archived) == ["Old"]
     assert notified(db, rep) == 1  # "Archived" skips notifications
+
+
+def test_inbox_filters_apply_to_mail_that_reaches_a_colleague_through_another_account(
+    services, db, rep, make_user, imap_server
+):
+    ann = make_user("ann", ["ann@example.com"])
+    orders = make_folder(services, ann, "Orders")
+    add_filter(
+        services,
+        scope="inbox",
+        user_id=ann,
+        action="move",
+        folder_id=orders,
+        subject_pattern="order*",
+    )
+    box = imap_server.new_user()
+    imap_server.append(
+        box, raw_message(subject="Order 7", to="rep@example.com", cc="ann@example.com")
+    )
+    fetch(services, make_account(services, rep, imap_server, box))  # rep's account, not hers
+    assert subjects(db, user_id=ann, folder_id=orders) == ["Order 7"]
+    assert subjects(db, user_id=rep, folder_id=None) == ["Order 7"]
