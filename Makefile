@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HTMX_VERSION := 2.0.4
 HTMX := crm/static/vendor/htmx.min.js
 REDIS_URL ?= redis://127.0.0.1:6379/0
-PG_TEST_URL ?= postgresql+psycopg://127.0.0.1:5432/test
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export REDIS_URL
 
 .PHONY: run test test-sqlite test-postgres setup system-packages services lint bench clean
@@ -17,9 +17,9 @@ run: setup
 	$(VENV)/bin/flask --app app crm ensure-admin --url http://127.0.0.1:$${PORT:-5000}/
 	PORT=$${PORT:-5000} $(VENV)/bin/honcho start -f Procfile
 
+# Both runs always happen, so one report shows every failure; any failure fails the target.
 test: system-packages setup services
-	$(MAKE) test-sqlite
-	$(MAKE) test-postgres
+	@status=0; $(MAKE) test-sqlite || status=1; $(MAKE) test-postgres || status=1; exit $$status
 
 test-sqlite:
 	CRM_TEST_DB=sqlite $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
