@@ -46,6 +46,37 @@ def test_every_list_renders_as_page_and_as_htmx_body(user_client, kind):
     assert user_client.get(f"/records/{kind}/new").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "kind, values",
+    [
+        ("accounts", {"name": "Acme"}),
+        ("contacts", {"last_name": "Lee"}),
+        ("leads", {"last_name": "Park", "status": "New"}),
+        ("opportunities", {"name": "Deal", "stage": "Prospecting"}),
+        ("cases", {"name": "Broken", "status": "New", "priority": "High"}),
+        ("tasks", {"name": "Call", "status": "Not Started"}),
+    ],
+)
+def test_detail_edit_and_delete_pages_render_as_page_and_as_htmx_body(user_client, kind, values):
+    created = user_client.post(f"/records/{kind}/new", data=values, htmx=True)
+    assert created.status_code == 303
+    detail = created.headers["Location"]
+    for url in (detail, f"{detail}/edit", f"{detail}/delete"):
+        page = user_client.get(url)
+        assert page.status_code == 200 and b"<html" in page.data, url
+        body = user_client.get(url, headers={"HX-Request": "true"})
+        assert body.status_code == 200 and b"<html" not in body.data, url
+        assert "HX-Request" in body.headers["Vary"]
+        # Without JavaScript: every form posts somewhere, every hx-get also has an href.
+        text = page.get_data(as_text=True)
+        assert all("action=" in form for form in re.findall(r"<form[^>]*>", text)), url
+    edited = user_client.post(f"{detail}/edit", data=values, htmx=True)
+    assert edited.status_code == 303 and edited.headers["Location"] == detail
+    deleted = user_client.post(f"{detail}/delete", htmx=True)
+    assert deleted.status_code == 303 and deleted.headers["Location"] == f"/records/{kind}/"
+    assert user_client.get(detail).status_code == 404
+
+
 def test_create_contact_with_addresses_redirects_to_detail(user_client, services):
     response = user_client.post(
         "/records/contacts/new",
