@@ -37,6 +37,8 @@ class Config:
     login_rate_limit: str = "10 per minute"
     # Name of the RQ queue that carries fetch and send jobs.
     queue_name: str = "mail"
+    # Send session and remember cookies over HTTPS only; turn on behind TLS (off for `make run`).
+    secure_cookies: bool = False
     testing: bool = False
 
     def __post_init__(self) -> None:
@@ -63,6 +65,8 @@ class Config:
             "mail_ca_file": env.get("CRM_MAIL_CA_FILE", ""),
             "login_rate_limit": env.get("CRM_LOGIN_RATE_LIMIT", "10 per minute"),
             "queue_name": env.get("CRM_QUEUE", "mail"),
+            "secure_cookies": env.get("CRM_SECURE_COOKIES", "").lower()
+            in ("1", "true", "yes", "on"),
         }
         values.update(overrides)
         return cls(**values)

@@ -7,6 +7,17 @@ def test_create_app_uses_given_config(config):
     assert app.config["CRM_CONFIG"] is config
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert app.config["SESSION_COOKIE_SECURE"] is False  # `make run` serves plain HTTP
+    app.extensions["crm"].dispose()
+
+
+def test_secure_cookies_from_the_environment(config, monkeypatch):
+    monkeypatch.setenv("CRM_SECURE_COOKIES", "1")
+    assert Config.from_env().secure_cookies is True
+    config.secure_cookies = True
+    app = create_app(config)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["REMEMBER_COOKIE_SECURE"] is True
     app.extensions["crm"].dispose()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import wraps
+from functools import cache, wraps
 
 from flask import Blueprint, Flask, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from crm.extensions import limiter, login_manager
 from crm.models import User
-from crm.passwords import verify_password
+from crm.passwords import hash_password, verify_password
 from crm.web import db, is_safe_local_path, page
 
 bp = Blueprint("auth", __name__)
@@ -36,11 +36,19 @@ def login_post():
     password = request.form.get("password", "")
     target = request.form.get("next", "")
     user = db().scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        verify_password(_unknown_user_hash(), password)  # as slow as a wrong password
     if user is None or not user.is_active or not verify_password(user.password_hash, password):
         flash("Wrong user name or password.", "error")
         return page("auth/login.html", status=401, next=target, username=username)
     login_user(user)
     return redirect(target if is_safe_local_path(target) else url_for("home.index"), 303)
+
+
+@cache
+def _unknown_user_hash() -> str:
+    """A hash to check unknown names against, so timing does not tell which names exist."""
+    return hash_password("no such user")
 
 
 @bp.post("/logout")

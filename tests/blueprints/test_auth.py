@@ -42,7 +42,13 @@ def test_login_is_rate_limited(client, make_user):
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "http:/evil", "javascript:alert(1)"],
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "http:/evil",
+        "javascript:alert(1)",
+    ],
 )
 def test_next_must_be_a_local_path(client, make_user, target):
     make_user("ann")
@@ -63,7 +69,9 @@ def test_next_local_path_is_followed(client, make_user):
 
 def test_post_without_csrf_token_is_rejected(client, make_user):
     make_user("ann")
-    response = client.post("/login", csrf=False, data={"username": "ann", "password": "password123"})
+    response = client.post(
+        "/login", csrf=False, data={"username": "ann", "password": "password123"}
+    )
     assert response.status_code == 400
 
 
@@ -92,3 +100,39 @@ def test_password_change_ends_old_sessions(client, make_user, services):
     with services.session() as s:
         set_password(s.get(User, uid), "another-password")
     assert "/login" in client.get("/preferences/").headers["Location"]
+
+
+def test_sign_in_returns_to_the_page_that_asked_for_it(client, make_user):
+    make_user("ann")
+    asked = client.get("/records/contacts/?q=lee")
+    assert asked.status_code == 302
+    login_url = asked.headers["Location"]
+    assert login_url.startswith("/login?next=")
+    form = client.get(login_url).get_data(as_text=True)
+    assert 'name="next" value="/records/contacts/?q=lee"' in form
+    response = client.post(
+        "/login",
+        data={"username": "ann", "password": "password123", "next": "/records/contacts/?q=lee"},
+    )
+    assert response.headers["Location"] == "/records/contacts/?q=lee"
+
+
+def test_passwords_are_stored_as_argon2id_hashes(make_user, services):
+    from crm.models import User
+    from crm.passwords import verify_password
+
+    uid = make_user("ann")
+    with services.session() as s:
+        stored = s.get(User, uid).password_hash
+    assert stored.startswith("$argon2id$") and "password123" not in stored
+    assert verify_password(stored, "password123") and not verify_password(stored, "password124")
+
+
+def test_inactive_user_cannot_sign_in(client, make_user, services):
+    from crm.models import User
+
+    uid = make_user("ann")
+    with services.session() as s:
+        s.get(User, uid).is_active = False
+    response = client.post("/login", data={"username": "ann", "password": "password123"})
+    assert response.status_code == 401
