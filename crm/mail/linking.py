@@ -9,10 +9,12 @@ Rules, in order (each Link records its rule so a wrong link can be explained and
    first To, matched against record addresses (see `_record_for_address`); our users' own
    addresses are skipped.
 
-Who calls what: the import pipeline calls `find_parent`, then `apply_link(session, email, link)`
-which sets the columns and gives the parent to replies that arrived before this mail
-(`propagate_to_orphan_replies`). A pipeline that sets the columns itself must call
-`propagate_to_orphan_replies` after doing so.
+Who calls what: the import calls `find_parents` for a batch (same rules, lookups once per
+batch), sets the columns (`apply_link_columns`), then `propagate_to_orphan_replies_of`: mail that
+arrived before an ancestor of its chain is linked again by rule 2, so the outcome does not depend
+on the order of arrival (tests/mail/test_linking_agreement.py). One mail at a time:
+`find_parent`, then `apply_link`. By hand: `set_parent`, whose parent goes to replies that have
+none.
 """
 
 from __future__ import annotations
@@ -301,21 +303,27 @@ def find_parents(
 ) -> dict[int, Link | None]:
     """`find_parent` for a batch of new mail (the import): same rules, lookups once per batch.
 
-    Mail of the batch is linked oldest first, so a reply in the same batch finds its parent.
-    A group account that creates cases may add records while its batch is linked, so its mail
-    goes through `find_parent` one by one.
+    Mail of the batch is linked ancestors first (then oldest first), and each link is set on
+    the mail at once, so a reply in the same batch finds its parent whatever the Date headers
+    say. A group account that creates cases goes through `find_parent` one by one (its rule
+    3 reads cases, which email-to-case adds as it goes).
     """
-    if account is not None and account.is_group and account.create_case:
-        return {e.id: find_parent(session, e, None, account, key) for e in emails}
     key = session_key(session) if key is None else key
     chains = {e.id: reference_chain(e) for e in emails}
+    ordered = _ancestors_first(emails, chains)
+    links: dict[int, Link | None] = {}
+    if account is not None and account.is_group and account.create_case:
+        for email in ordered:
+            links[email.id] = find_parent(session, email, None, account, key)
+            if links[email.id] is not None:
+                apply_link_columns(email, links[email.id])
+        return links
     replied = _mail_by_identity(session, {ref for chain in chains.values() for ref in chain})
     roles = {e.id: _first_address_per_role_in_memory(session, e) for e in emails}
     holders = _holders_by_address(session, list({lower for r in roles.values() for _, lower in r}))
     _load_people(session, holders)
     b2c = bool(settings.get(session, "b2c_mode"))
-    links: dict[int, Link | None] = {}
-    for email in sorted(emails, key=lambda e: (e.date_sent is None, e.date_sent, e.id)):
+    for email in ordered:
         link = (
             _by_thread_token(session, chains[email.id], key)
             or _from_replied(session, chains[email.id], replied)
@@ -326,6 +334,26 @@ def find_parents(
             apply_link_columns(email, link)
             replied[email.identity] = email
     return links
+
+
+def _ancestors_first(emails: list[Email], chains: dict[int, list[str]]) -> list[Email]:
+    """The batch oldest first, except that a mail named in another's chain comes before it."""
+    by_identity = {e.identity: e for e in emails}
+    ordered: list[Email] = []
+    placed: set[int] = set()
+
+    def place(email: Email, path: set[int]) -> None:
+        if email.id in placed or email.id in path:  # a chain loop must not recurse forever
+            return
+        for ref in reversed(chains[email.id]):  # farthest ancestor first
+            if ref in by_identity:
+                place(by_identity[ref], path | {email.id})
+        placed.add(email.id)
+        ordered.append(email)
+
+    for email in sorted(emails, key=lambda e: (e.date_sent is None, e.date_sent, e.id)):
+        place(email, set())
+    return ordered
 
 
 def apply_link_columns(email: Email, link: Link) -> None:
@@ -390,20 +418,53 @@ def _from_addresses(
     return None
 
 
+# Links the import may revise when an ancestor arrives late: rule 2 outranks them.
+_REVISABLE = ("replied-mail", "sender-address", "reply-to-address", "recipient-address")
+
+
 def propagate_to_orphan_replies_of(session: Session, emails: list[Email]) -> int:
-    """`propagate_to_orphan_replies` for a batch: one indexed query per generation."""
-    parents = {e.identity: e for e in emails if e.parent_type}
-    changed = 0
-    while parents:
-        stmt = select(Email).where(
-            Email.in_reply_to.in_(list(parents)), Email.parent_type.is_(None)
-        )
-        found = {}
-        for reply in session.scalars(stmt):
-            source = parents[reply.in_reply_to]
-            reply.parent_type, reply.parent_id = source.parent_type, source.parent_id
-            reply.account_id, reply.link_rule = source.account_id, "replied-mail"
-            found[reply.identity] = reply
-            changed += 1
-        parents = found
+    """After a batch is linked: mail that came before its ancestors is linked again by rule 2.
+
+    A reply often arrives first (the first import walks a folder newest first) and was linked by
+    an address rule, or not at all. Once a mail of its chain has a parent, `find_parent` would
+    take that parent ("replied-mail"), so the reply gets it, and so on down the thread. Links by
+    thread token, case, or by hand stay. Descendants are found through the indexed In-Reply-To
+    and thread root, so a reply naming its ancestor only in References is found too.
+    """
+    changed, linked = 0, [e for e in emails if e.parent_type]
+    for _ in range(100):  # each round goes one generation down; a loop of ids must end
+        if not linked:
+            break
+        linked = _relink_descendants(session, linked)
+        changed += len(linked)
     return changed
+
+
+def _relink_descendants(session: Session, linked: list[Email]) -> list[Email]:
+    """Mail whose chain names one of `linked`, linked again by rule 2; the ones that changed."""
+    identities = {e.identity for e in linked}
+    roots = identities | {e.thread_root for e in linked if e.thread_root}
+    stmt = select(Email).where(
+        or_(Email.in_reply_to.in_(identities), Email.thread_root.in_(roots)),
+        or_(Email.parent_type.is_(None), Email.link_rule.in_(_REVISABLE)),
+    )
+    candidates = [
+        m
+        for m in session.scalars(stmt)
+        if m.id not in {e.id for e in linked} and identities & set(reference_chain(m))
+    ]
+    chains = {m.id: reference_chain(m) for m in candidates}
+    replied = _mail_by_identity(session, {ref for chain in chains.values() for ref in chain})
+    changed = []
+    for mail in candidates:
+        link = _from_replied(session, chains[mail.id], replied)
+        if link is not None and link != _current_link(mail):
+            apply_link_columns(mail, link)
+            changed.append(mail)
+    return changed
+
+
+def _current_link(email: Email) -> Link | None:
+    if email.parent_type is None:
+        return None
+    return Link(email.parent_type, email.parent_id, email.account_id, email.link_rule)

@@ -26,6 +26,10 @@ STATUS_SENT = "Sent"
 STATUS_DRAFT = "Draft"
 
 
+def _thread_root(row: dict) -> str | None:
+    return next(iter(row.get("references") or []), None) or row.get("in_reply_to")
+
+
 class Email(Base):
     __tablename__ = "emails"
     __table_args__ = (Index("ix_emails_parent", "parent_type", "parent_id"),)
@@ -35,6 +39,11 @@ class Email(Base):
     message_id: Mapped[str | None] = mapped_column(String(998))
     in_reply_to: Mapped[str | None] = mapped_column(String(998), index=True)
     references: Mapped[list] = mapped_column(JSON, default=list)
+    # The first id of References (else In-Reply-To): a thread's mail share it, so the mail that
+    # names a newly linked one anywhere in its chain is found through an index (crm.mail.linking).
+    thread_root: Mapped[str | None] = mapped_column(
+        String(998), index=True, default=lambda ctx: _thread_root(ctx.get_current_parameters())
+    )
     subject: Mapped[str] = mapped_column(Text, default="")
     from_name: Mapped[str] = mapped_column(String(320), default="")
     from_address_id: Mapped[int | None] = mapped_column(

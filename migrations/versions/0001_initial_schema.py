@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 09:09:15.683521
+Create Date: 2026-11-28 09:40:38.089944
 """
 from alembic import op
 import sqlalchemy as sa
@@ -156,6 +156,7 @@ def upgrade():
     sa.Column('message_id', sa.String(length=998), nullable=True),
     sa.Column('in_reply_to', sa.String(length=998), nullable=True),
     sa.Column('references', sa.JSON(), nullable=False),
+    sa.Column('thread_root', sa.String(length=998), nullable=True),
     sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('from_name', sa.String(length=320), nullable=False),
     sa.Column('from_address_id', sa.Integer(), nullable=True),
@@ -189,6 +190,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_emails_from_address_id'), ['from_address_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_emails_in_reply_to'), ['in_reply_to'], unique=False)
         batch_op.create_index('ix_emails_parent', ['parent_type', 'parent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_emails_thread_root'), ['thread_root'], unique=False)
 
     op.create_table('folder_teams',
     sa.Column('folder_id', sa.Integer(), nullable=False),
@@ -546,6 +548,7 @@ def downgrade():
     op.drop_table('mail_accounts')
     op.drop_table('folder_teams')
     with op.batch_alter_table('emails', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_emails_thread_root'))
         batch_op.drop_index('ix_emails_parent')
         batch_op.drop_index(batch_op.f('ix_emails_in_reply_to'))
         batch_op.drop_index(batch_op.f('ix_emails_from_address_id'))

@@ -293,3 +293,24 @@ def test_mail_derives_its_account_from_a_contact_parent(db):
     email = make_email(db)
     linking.set_parent(db, email, "Contact", ann.id)
     assert email.account_id == acme.id
+
+
+def test_thread_root_is_the_first_reference_else_in_reply_to(db):
+    assert make_email(db, in_reply_to="b@x.example", references=["a@x.example"]).thread_root == (
+        "a@x.example"
+    )
+    assert make_email(db, in_reply_to="b@x.example").thread_root == "b@x.example"
+    assert make_email(db).thread_root is None
+
+
+def test_import_relinks_a_reply_linked_by_address_once_an_ancestor_has_a_parent(db):
+    lee = records.lead(db)
+    records.account(db, addresses=["sender@customer.example"])
+    reply = make_email(db, references=["root@x.example", "lost@x.example"])
+    linking.apply_link_columns(reply, find(db, reply))
+    assert reply.link_rule == "sender-address"
+    root = make_email(db, message_id="root@x.example", from_addr="x@unknown.example")
+    linking.apply_link_columns(root, linking.make_link(db, "Lead", lee.id, "thread-token"))
+    assert linking.propagate_to_orphan_replies_of(db, [root]) == 1
+    assert (reply.parent_type, reply.parent_id, reply.link_rule) == ("Lead", lee.id, "replied-mail")
+    assert find(db, reply) == linking.Link("Lead", lee.id, None, "replied-mail")
