@@ -63,6 +63,8 @@ def create_case_for(session: Session, email: Email, account) -> Case:
     session.flush()
     copy_attachments(session, email, "Case", case.id)
     linking.set_parent(session, email, "Case", case.id, "case-created")
+    # Replies of the same batch, linked through this mail before it had a case, join the case.
+    linking.propagate_to_orphan_replies_of(session, [email])
     return case
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -328,3 +330,132 @@ def test_email_to_case_round_robin_and_least_busy(services, imap_server, make_us
     with services.session() as s:
         email_id = s.scalars(select(Email.id).where(Email.subject == "least-busy 0")).one()
         assert s.scalars(select(EmailUserState).filter_by(email_id=email_id, user_id=b)).one()
+
+
+# --- replies that arrive before their parents -----------------------------------------------
+
+
+def deliver_all(services, imap_server, box, *messages, batch_size=1):
+    """Append in this order (the first import then reads them newest first)."""
+    for message in messages:
+        imap_server.append(box[0], raw_message(**message))
+    summary = fetch(services, box[1], batch_size=batch_size)
+    assert summary.error is None and summary.failed == 0
+
+
+def test_reply_linked_by_its_sender_takes_the_parent_of_an_original_that_arrives_later(
+    services, imap_server, box
+):
+    acme, _ = acme_with_ann(services)
+    opp = seed(services, lambda s: records.opportunity(s, name="Deal", account=acme))
+    deliver(
+        services, imap_server, box, subject="early", from_=CONTACT, in_reply_to="<late@x.example>"
+    )
+    assert linked(services, "early")[2] == "sender-address"
+    deliver(
+        services,
+        imap_server,
+        box,
+        subject="late",
+        message_id="<late@x.example>",
+        in_reply_to=token(services, opp),
+    )
+    # Rule 2 outranks rule 4: the same answer as if the original had come first.
+    assert linked(services, "early") == ("Opportunity", opp.id, "replied-mail", acme.id)
+
+
+def test_reply_naming_its_parent_only_in_references_gets_it_when_it_arrives(
+    services, imap_server, box
+):
+    acme, _ = acme_with_ann(services)
+    deliver(
+        services,
+        imap_server,
+        box,
+        subject="refs only",
+        from_="x@stranger.example",
+        references="<root@acme.example>",
+    )
+    assert linked(services, "refs only")[0] is None
+    deliver(
+        services, imap_server, box, subject="root", from_=CONTACT, message_id="<root@acme.example>"
+    )
+    assert linked(services, "refs only") == ("Account", acme.id, "replied-mail", acme.id)
+
+
+def test_reply_whose_direct_parent_is_lost_gets_the_ancestor_that_arrives_later(
+    services, imap_server, box
+):
+    acme, _ = acme_with_ann(services)
+    deliver_all(
+        services,
+        imap_server,
+        box,
+        {"subject": "root", "from_": CONTACT, "message_id": "<root@acme.example>"},
+        {
+            "subject": "grandchild",
+            "from_": "x@stranger.example",
+            "in_reply_to": "<lost@acme.example>",
+            "references": "<root@acme.example> <lost@acme.example>",
+        },
+    )
+    assert linked(services, "grandchild") == ("Account", acme.id, "replied-mail", acme.id)
+
+
+def test_reply_in_the_same_batch_with_an_earlier_date_than_its_parent(services, imap_server, box):
+    lee = seed(services, lambda s: records.lead(s, addresses=["lee@lead.example"]))
+    deliver_all(
+        services,
+        imap_server,
+        box,
+        {
+            "subject": "parent",
+            "from_": "lee@lead.example",
+            "message_id": "<p@lead.example>",
+            "date": datetime(2024, 1, 2, tzinfo=UTC),
+        },
+        {
+            "subject": "skewed reply",
+            "from_": CONTACT,
+            "in_reply_to": "<p@lead.example>",
+            "date": datetime(2024, 1, 1, tzinfo=UTC),
+        },
+        batch_size=10,
+    )
+    assert linked(services, "skewed reply") == ("Lead", lee.id, "replied-mail", None)
+
+
+def test_thread_token_and_hand_made_links_are_not_revised_by_a_late_parent(
+    services, imap_server, box
+):
+    acme_with_ann(services)
+    lee = seed(services, lambda s: records.lead(s))
+    deliver(
+        services,
+        imap_server,
+        box,
+        subject="tokened",
+        in_reply_to="<late@x.example>",
+        references=f"{token(services, lee)} <late@x.example>",
+    )
+    deliver(
+        services, imap_server, box, subject="late", from_=CONTACT, message_id="<late@x.example>"
+    )
+    assert linked(services, "tokened")[:3] == ("Lead", lee.id, "thread-token")
+
+
+def test_email_to_case_opens_one_case_for_a_mail_and_its_reply_in_one_batch(
+    services, imap_server, group
+):
+    deliver_all(
+        services,
+        imap_server,
+        group,
+        {"subject": "Broken", "from_": CONTACT, "message_id": "<q@acme.example>"},
+        {"subject": "Re: Broken", "from_": CONTACT, "in_reply_to": "<q@acme.example>"},
+        batch_size=10,
+    )
+    assert linked(services, "Re: Broken")[0] == "Case"
+    assert linked(services, "Re: Broken")[1] == linked(services, "Broken")[1]
+    with services.session() as s:
+        assert s.query(Case).count() == 1
