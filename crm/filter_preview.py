@@ -6,7 +6,8 @@ What a filter looks at:
   - account filter: the mail imported from that account;
   - global filter: all mail.
 Applying an Ignore filter moves the matched mail to Trash (inbox filters: the user's copy;
-account and global filters: every user's copy, since the mail would not have been imported);
+account and global filters: every user's copy, since the mail would not have been imported;
+account filters leave mail that also came in through another account, which it would have);
 applying a Move filter files the mail in the filter's folder.
 
 Header criteria narrow the candidates in SQL; the match itself is the importer's, in Python.
@@ -162,9 +163,20 @@ def _apply(session: Session, user: User, row: EmailFilter, ids: list[int]) -> No
     elif row.action == MOVE and row.folder_id:
         folders.file_in_group_folder(session, session.get(Folder, row.folder_id), ids)
     else:
+        if row.scope == "account":
+            ids = _only_from_account(session, row.mail_account_id, ids)
         session.execute(
             update(EmailUserState).where(EmailUserState.email_id.in_(ids)).values(in_trash=True)
         )
+
+
+def _only_from_account(session: Session, account_id: int, ids: list[int]) -> list[int]:
+    """Mail that also came in through another account would still have been imported: an
+    account filter leaves it (and so other users' copies of it) alone."""
+    elsewhere = select(EmailLocation.email_id).where(
+        EmailLocation.email_id.in_(ids), EmailLocation.mail_account_id != account_id
+    )
+    return sorted(set(ids) - set(session.scalars(elsewhere)))
 
 
 def _apply_inbox(session: Session, user: User, row: EmailFilter, ids: list[int]) -> None:

@@ -247,6 +247,26 @@ def test_account_and_global_ignore_filters_trash_everyones_copy(db, people):
     assert state(db, elsewhere, rep).in_trash
 
 
+def test_applying_an_account_ignore_filter_leaves_mail_that_came_through_another_account(
+    db, people
+):
+    rep, ann = people["rep"], people["ann"]
+    mine, hers = account(db, rep), account(db, ann)
+    shared = make_email(db, users=[rep.id, ann.id], subject="Casino")
+    for uid, acc in enumerate((mine, hers), start=1):
+        db.add(
+            EmailLocation(
+                mail_account_id=acc.id, folder="INBOX", uidvalidity=1, uid=uid, email_id=shared.id
+            )
+        )
+    db.flush()
+    row = filtering.save_filter(
+        db, rep, form(scope="account", mail_account_id=mine.id, subject_pattern="casino")
+    )
+    filter_preview.apply_to_existing(db, rep, row)
+    assert not state(db, shared, ann).in_trash and not state(db, shared, rep).in_trash
+
+
 def test_group_account_move_filter_shares_existing_mail_in_the_group_folder(db, people):
     rep, ann, boss = people["rep"], people["ann"], people["boss"]
     shared = folders.create_group_folder(db, "Support", [t.id for t in rep.teams])
