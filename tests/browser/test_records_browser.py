@@ -22,6 +22,11 @@ def test_sign_in_and_create_a_contact(live_server, browser, make_user):
     page.get_by_role("button", name="Create contact").click()
     expect(page.get_by_role("heading", name="Grace Hopper")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/records/contacts/\d+$"))
+    # The address's flags are set in place (a boosted form; the page comes back with the badge).
+    page.get_by_text("Flags", exact=True).click()
+    page.get_by_label("Opted out of mass mail").check()
+    page.get_by_role("button", name="Save flags").click()
+    expect(page.locator(".address .badge.warn")).to_have_text("opted out")
     page.get_by_role("link", name="Contacts", exact=True).first.click()
     expect(page.locator("#rows")).to_contain_text("Grace Hopper")
     expect(page.locator("#rows")).to_contain_text("grace@navy.example")
