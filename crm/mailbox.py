@@ -11,7 +11,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, false, func, or_, select, true, tuple_
+from sqlalchemy import and_, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from crm import folders
@@ -272,8 +272,15 @@ def open_mail(session: Session, user: User, email_id: int) -> Email | None:
 def thread(session: Session, user: User, email: Email) -> list[Email]:
     """The other mail of the conversation: ancestors by References/In-Reply-To, and replies."""
     keys = {k for k in [*(email.references or []), email.in_reply_to, email.identity] if k}
-    stmt = select(E).where(or_(E.identity.in_(keys), E.in_reply_to.in_(keys)), E.id != email.id)
-    if not user.is_admin:
-        # Correlated: a probe of (email_id, user_id) per candidate, not the user's whole list.
-        stmt = stmt.where(exists().where(S.email_id == E.id, S.user_id == user.id))
-    return list(session.scalars(stmt.order_by(E.date_sent, E.id).limit(100)))
+    # Candidates through the identity and in_reply_to indexes first; visibility is then a
+    # probe per candidate (one query with both made SQLite scan every mail).
+    related = select(E.id).where(
+        or_(E.identity.in_(keys), E.in_reply_to.in_(keys)), E.id != email.id
+    )
+    ids = list(session.scalars(related.limit(100)))
+    if ids and not user.is_admin:
+        mine = select(S.email_id).where(S.user_id == user.id, S.email_id.in_(ids))
+        ids = list(session.scalars(mine))
+    if not ids:
+        return []
+    return list(session.scalars(select(E).where(E.id.in_(ids)).order_by(E.date_sent, E.id)))
