@@ -104,10 +104,12 @@ def test_keyboard_navigation(live_server, browser, db, rep):
     expect(rows.nth(1)).to_have_class(re.compile(r"\bcursor\b"))
     page.keyboard.press("s")  # important
     expect(page.locator("#rows tr.mailrow", has_text="Message 1").locator(".star")).to_contain_text("★")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bcursor\b"))  # kept across the swap
     page.keyboard.press("j")
     page.keyboard.press("#")  # trash the third
     expect(rows).to_have_count(2)
     expect(page.locator("#rows")).not_to_contain_text("Message 2")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bcursor\b"))
     page.keyboard.press("?")
     expect(page.locator("#keys-help")).to_be_visible()
     page.keyboard.press("Escape")
