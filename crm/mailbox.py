@@ -272,12 +272,12 @@ def open_mail(session: Session, user: User, email_id: int) -> Email | None:
 def thread(session: Session, user: User, email: Email) -> list[Email]:
     """The other mail of the conversation: ancestors by References/In-Reply-To, and replies."""
     keys = {k for k in [*(email.references or []), email.in_reply_to, email.identity] if k}
-    # Candidates through the identity and in_reply_to indexes first; visibility is then a
-    # probe per candidate (one query with both made SQLite scan every mail).
-    related = select(E.id).where(
-        or_(E.identity.in_(keys), E.in_reply_to.in_(keys)), E.id != email.id
-    )
-    ids = list(session.scalars(related.limit(100)))
+    # Candidates through the identity and in_reply_to indexes, one query each (with OR, or with
+    # the visibility condition alongside, SQLite chose to scan every mail); then the reader's rows.
+    ids: list[int] = []
+    for column in (E.identity, E.in_reply_to):
+        found = select(E.id).where(column.in_(keys), E.id != email.id).limit(100)
+        ids += [i for i in session.scalars(found) if i not in ids]
     if ids and not user.is_admin:
         mine = select(S.email_id).where(S.user_id == user.id, S.email_id.in_(ids))
         ids = list(session.scalars(mine))
