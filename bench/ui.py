@@ -54,15 +54,28 @@ def seed(url: str, per_user: int) -> int:
     from crm.db import make_session_factory
 
     with make_session_factory(engine)() as session:
-        user_ids = [create_user(session, f"user{i}", "password123", [f"user{i}@example.com"]).id
-                    for i in range(USERS)]
+        user_ids = [
+            create_user(session, f"user{i}", "password123", [f"user{i}@example.com"]).id
+            for i in range(USERS)
+        ]
         session.commit()
     start = datetime(2021, 1, 1)
     with engine.begin() as conn:
-        conn.execute(insert(EmailAddress), [
-            {"address": f"person{i}@customer{i % 97}.example", "lower": f"person{i}@customer{i % 97}.example",
-             "opted_out": False, "invalid": False} for i in range(2000)])
-        address_ids = list(conn.scalars(select(EmailAddress.id).where(EmailAddress.address.like("person%"))))
+        conn.execute(
+            insert(EmailAddress),
+            [
+                {
+                    "address": f"person{i}@customer{i % 97}.example",
+                    "lower": f"person{i}@customer{i % 97}.example",
+                    "opted_out": False,
+                    "invalid": False,
+                }
+                for i in range(2000)
+            ],
+        )
+        address_ids = list(
+            conn.scalars(select(EmailAddress.id).where(EmailAddress.address.like("person%")))
+        )
     email_id = 0
     for user_id in user_ids:
         for first in range(0, per_user, BATCH):
@@ -72,20 +85,42 @@ def seed(url: str, per_user: int) -> int:
                 when = start + timedelta(seconds=rng.randrange(5 * 365 * 86400) // 60 * 60)
                 body = sentence(40)
                 sender = rng.choice(address_ids)
-                emails.append({
-                    "id": email_id, "identity": f"bench-{email_id}@bench.example",
-                    "message_id": f"bench-{email_id}@bench.example", "references": [],
-                    "subject": sentence(6), "from_name": f"Person {sender}", "from_address_id": sender,
-                    "date_sent": when, "body_text": body, "body_html": "", "snippet": body[:200],
-                    "address_text": f"Person {sender} person{sender}@example user{user_id}@example.com",
-                    "status": "Archived", "has_attachments": rng.random() < 0.1, "is_auto_reply": False,
-                    "is_bounce": False, "size": 2000, "problems": [], "created_at": when,
-                })
-                states.append({
-                    "email_id": email_id, "user_id": user_id, "folder_id": None,
-                    "is_read": rng.random() < 0.9, "is_important": rng.random() < 0.02,
-                    "in_trash": False, "is_outgoing": False, "sort_date": when, "created_at": when,
-                })
+                emails.append(
+                    {
+                        "id": email_id,
+                        "identity": f"bench-{email_id}@bench.example",
+                        "message_id": f"bench-{email_id}@bench.example",
+                        "references": [],
+                        "subject": sentence(6),
+                        "from_name": f"Person {sender}",
+                        "from_address_id": sender,
+                        "date_sent": when,
+                        "body_text": body,
+                        "body_html": "",
+                        "snippet": body[:200],
+                        "address_text": f"Person {sender} person{sender}@example user{user_id}@example.com",
+                        "status": "Archived",
+                        "has_attachments": rng.random() < 0.1,
+                        "is_auto_reply": False,
+                        "is_bounce": False,
+                        "size": 2000,
+                        "problems": [],
+                        "created_at": when,
+                    }
+                )
+                states.append(
+                    {
+                        "email_id": email_id,
+                        "user_id": user_id,
+                        "folder_id": None,
+                        "is_read": rng.random() < 0.9,
+                        "is_important": rng.random() < 0.02,
+                        "in_trash": False,
+                        "is_outgoing": False,
+                        "sort_date": when,
+                        "created_at": when,
+                    }
+                )
             with engine.begin() as conn:
                 conn.execute(insert(Email), emails)
                 conn.execute(insert(EmailUserState), states)
@@ -121,14 +156,20 @@ def page_cursor(app, user_id: int, page: int) -> str:
             select(EmailUserState.sort_date, EmailUserState.email_id)
             .where(EmailUserState.user_id == user_id)
             .order_by(EmailUserState.sort_date.desc(), EmailUserState.email_id.desc())
-            .offset((page - 1) * PAGE_SIZE - 1).limit(1)
+            .offset((page - 1) * PAGE_SIZE - 1)
+            .limit(1)
         ).one()
     return encode_cursor(*row)
 
 
 def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) -> dict[str, float]:
-    config = Config(instance_dir=workdir / "instance", database_url=url, redis_url=redis_url,
-                    secret_key="bench", data_dir=workdir / "data")
+    config = Config(
+        instance_dir=workdir / "instance",
+        database_url=url,
+        redis_url=redis_url,
+        secret_key="bench",
+        data_dir=workdir / "data",
+    )
     app = create_app(config)
     client = app.test_client()
     with app.extensions["crm"].Session() as session:
@@ -136,8 +177,11 @@ def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) ->
         with client.session_transaction() as flask_session:
             flask_session["_user_id"] = user.get_id()
             flask_session["_fresh"] = True
-        mail_ids = list(session.scalars(
-            select(EmailUserState.email_id).where(EmailUserState.user_id == user_id).limit(5000)))
+        mail_ids = list(
+            session.scalars(
+                select(EmailUserState.email_id).where(EmailUserState.user_id == user_id).limit(5000)
+            )
+        )
     results = {
         "first list page": timed(client, "/inbox/", runs),
         "page 500": timed(client, f"/inbox/inbox?after={page_cursor(app, user_id, 500)}", runs),
@@ -163,15 +207,19 @@ def run(backend: str, per_user: int, runs: int, redis_url: str) -> dict[str, flo
             upgrade(url)
             t0 = time.perf_counter()
             user_id = seed(url, per_user)
-            print(f"{backend}: seeded {USERS * per_user:,} mail in {time.perf_counter() - t0:.0f} s",
-                  file=sys.stderr)
+            print(
+                f"{backend}: seeded {USERS * per_user:,} mail in {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+            )
             return measure(url, user_id, Path(tmp), runs, redis_url)
         finally:
             drop()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100,000 mail for the user")
     parser.add_argument("--runs", type=int, default=25)
@@ -182,7 +230,9 @@ def main() -> None:
         backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         for backend in backends:
             results = run(backend, per_user, args.runs, f"{REDIS_SERVER}/{index}")
-            print(f"\n{backend}: {per_user:,} mail for the user, {USERS * per_user:,} in the database")
+            print(
+                f"\n{backend}: {per_user:,} mail for the user, {USERS * per_user:,} in the database"
+            )
             for name, ms in results.items():
                 flag = "ok" if ms < 50 else "SLOW"
                 print(f"  {name:<22} {ms:7.1f} ms median  {flag}")

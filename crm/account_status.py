@@ -302,7 +302,11 @@ def server_folders(
     """Log in with the form's values and list the server's folders; raises MailError."""
     endpoint = resolve(values["imap_host"], values["imap_port"], allowlist)
     with ImapConnection(
-        endpoint, values["imap_security"], values["imap_login"], password, timeout=timeout,
+        endpoint,
+        values["imap_security"],
+        values["imap_login"],
+        password,
+        timeout=timeout,
         ssl_context=tls_context(ca_file),
     ) as conn:
         return sorted(conn.folders(), key=lambda name: (name.upper() != "INBOX", name.lower()))

@@ -41,7 +41,9 @@ def create_user(
         raise UserError(f"user {username!r} already exists")
     if len(password) < 8:
         raise UserError("the password must have at least 8 characters")
-    user = User(username=username, name=name, password_hash=hash_password(password), is_admin=is_admin)
+    user = User(
+        username=username, name=name, password_hash=hash_password(password), is_admin=is_admin
+    )
     user.teams = [team_named(session, t) for t in teams]
     session.add(user)
     session.flush()
@@ -70,7 +72,9 @@ def update_user(session: Session, user: User, actor: User, changes: dict) -> Non
     clash = session.scalars(select(User).where(User.username == username, User.id != user.id))
     if clash.first():
         raise UserError(f"user {username!r} already exists")
-    if user.id == actor.id and not (changes.get("is_active", True) and changes.get("is_admin", True)):
+    if user.id == actor.id and not (
+        changes.get("is_active", True) and changes.get("is_admin", True)
+    ):
         raise UserError("you cannot deactivate yourself or remove your own admin rights")
     user.username, user.name = username, changes.get("name", user.name).strip()
     user.is_active = changes.get("is_active", user.is_active)
@@ -93,7 +97,9 @@ def set_user_addresses(session: Session, user: User, emails: list[str]) -> None:
     for lower, entity_type, entity_id in addressbook.holders(session, lowers):
         if entity_type == "User" and entity_id != user.id:
             owner = session.get(User, entity_id)
-            raise UserError(f"{lower} already belongs to {owner.username if owner else 'another user'}")
+            raise UserError(
+                f"{lower} already belongs to {owner.username if owner else 'another user'}"
+            )
     addressbook.set_addresses(session, "User", user.id, emails)
 
 

@@ -56,7 +56,11 @@ def make_email(
         parent_id=parent.id if parent is not None else None,
     )
     pos = itertools.count()
-    email.recipients = [EmailRecipient(position=next(pos), role="from", address_id=rows[from_addr.lower()].id, name=from_name)]
+    email.recipients = [
+        EmailRecipient(
+            position=next(pos), role="from", address_id=rows[from_addr.lower()].id, name=from_name
+        )
+    ]
     for role, addrs in (("to", to), ("cc", cc)):
         for addr in addrs:
             email.recipients.append(
@@ -67,8 +71,11 @@ def make_email(
     for user_id in users:
         session.add(
             EmailUserState(
-                email_id=email.id, user_id=user_id, sort_date=date,
-                is_outgoing=user_id in outgoing_for, **state,
+                email_id=email.id,
+                user_id=user_id,
+                sort_date=date,
+                is_outgoing=user_id in outgoing_for,
+                **state,
             )
         )
     session.flush()

@@ -64,8 +64,13 @@ def test_folder_definitions(db, users):
 
 def test_sent_view_lists_recipients(db, users):
     rep = users["rep"]
-    make_email(db, users=[rep.id], from_addr="rep@example.com", outgoing_for=[rep.id],
-               to=("client@customer.example",))
+    make_email(
+        db,
+        users=[rep.id],
+        from_addr="rep@example.com",
+        outgoing_for=[rep.id],
+        to=("client@customer.example",),
+    )
     page = mailbox.list_page(db, rep, mailbox.resolve(db, rep, "sent"))
     assert page.rows[0].recipients == "client@customer.example"
 
@@ -80,7 +85,13 @@ def test_folder_of_someone_else_is_not_resolved(db, users):
     assert mailbox.resolve(db, rep, str(other_group.id)) is None
     assert mailbox.resolve(db, rep, "nonsense") is None
     assert [v.label for v, _ in mailbox.pane(db, rep)] == [
-        "Inbox", "Important", "Sent", "Drafts", "Trash", "Team"]
+        "Inbox",
+        "Important",
+        "Sent",
+        "Drafts",
+        "Trash",
+        "Team",
+    ]
 
 
 def test_unread_counts_leave_out_own_mail_and_count_important_everywhere(db, users):
@@ -216,11 +227,20 @@ def test_users_delete_only_mail_they_have(db, users):
 def test_thread_finds_ancestors_and_replies_the_user_can_see(db, users):
     rep, ann = users["rep"], users["ann"]
     root = make_email(db, users=[rep.id], message_id="root@x.example")
-    reply = make_email(db, users=[rep.id], message_id="reply@x.example", in_reply_to="root@x.example",
-                       references=["root@x.example"])
+    reply = make_email(
+        db,
+        users=[rep.id],
+        message_id="reply@x.example",
+        in_reply_to="root@x.example",
+        references=["root@x.example"],
+    )
     hidden = make_email(db, users=[ann.id], in_reply_to="root@x.example")
-    third = make_email(db, users=[rep.id], in_reply_to="reply@x.example",
-                       references=["root@x.example", "reply@x.example"])
+    third = make_email(
+        db,
+        users=[rep.id],
+        in_reply_to="reply@x.example",
+        references=["root@x.example", "reply@x.example"],
+    )
     found = {e.id for e in mailbox.thread(db, rep, reply)}
     assert found == {root.id, third.id}
     assert hidden.id not in {e.id for e in mailbox.thread(db, rep, root)}

@@ -30,7 +30,9 @@ def find(db, user, **args):
 def test_matches_subject_body_address_and_name(db, rep):
     a = make_email(db, users=[rep.id], subject="Quarterly invoice", text="nothing")
     b = make_email(db, users=[rep.id], subject="Hi", text="The shipment left the warehouse")
-    c = make_email(db, users=[rep.id], subject="Hi", from_addr="zoe@globex.example", from_name="Zoë Zimmer")
+    c = make_email(
+        db, users=[rep.id], subject="Hi", from_addr="zoe@globex.example", from_name="Zoë Zimmer"
+    )
     assert find(db, rep, q="invoice") == [a.id]
     assert find(db, rep, q="warehouse") == [b.id]
     assert find(db, rep, q="globex") == [c.id]
@@ -69,10 +71,18 @@ def test_filters(db, rep):
     db.add(account)
     db.flush()
     old = make_email(db, users=[rep.id], subject="report", date=datetime(2025, 1, 10))
-    new = make_email(db, users=[rep.id], subject="report", date=datetime(2026, 3, 5),
-                     from_addr="ceo@acme.example", parent=account)
+    new = make_email(
+        db,
+        users=[rep.id],
+        subject="report",
+        date=datetime(2026, 3, 5),
+        from_addr="ceo@acme.example",
+        parent=account,
+    )
     new.has_attachments = True
-    filed = make_email(db, users=[rep.id], subject="report", folder_id=folder.id, date=datetime(2026, 3, 1))
+    filed = make_email(
+        db, users=[rep.id], subject="report", folder_id=folder.id, date=datetime(2026, 3, 1)
+    )
     db.flush()
     assert find(db, rep, q="report", folder=str(folder.id)) == [filed.id]
     assert find(db, rep, q="report", **{"from": "acme"}) == [new.id]
@@ -84,8 +94,10 @@ def test_filters(db, rep):
 
 
 def test_results_are_paged_newest_first(db, rep):
-    ids = [make_email(db, users=[rep.id], subject=f"alpha {n}", date=datetime(2026, 1, n + 1)).id
-           for n in range(7)]
+    ids = [
+        make_email(db, users=[rep.id], subject=f"alpha {n}", date=datetime(2026, 1, n + 1)).id
+        for n in range(7)
+    ]
     query = search.parse({"q": "alpha"})
     first = search.search(db, rep, query, limit=4)
     second = search.search(db, rep, query, first.next_cursor, limit=4)

@@ -16,7 +16,14 @@ def _register_optional(app: Flask) -> None:
     import importlib
 
     for name in (
-        "records", "imports", "accounts", "inbox", "mail", "linking", "folders", "filters",
+        "records",
+        "imports",
+        "accounts",
+        "inbox",
+        "mail",
+        "linking",
+        "folders",
+        "filters",
         "notifications",
     ):
         try:

@@ -60,7 +60,7 @@ class Email(Base):
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     is_bounce: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int] = mapped_column(Integer, default=0)
-    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    raw_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     problems: Mapped[list] = mapped_column(JSON, default=list)
     # The CRM record the mail belongs to, the account derived from it, and why.
     parent_type: Mapped[str | None] = mapped_column(String(20))
@@ -155,7 +155,7 @@ class Attachment(Base):
     filename: Mapped[str] = mapped_column(String(500), default="")
     content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
     size: Mapped[int] = mapped_column(Integer, default=0)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     content_id: Mapped[str | None] = mapped_column(String(500))
     is_inline: Mapped[bool] = mapped_column(Boolean, default=False)
     # Attachments copied to a Case or Task point at the same blob.

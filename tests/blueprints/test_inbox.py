@@ -24,7 +24,9 @@ def rep(services, user_client):
 def state(db, user_id, email_id):
     db.rollback()  # a fresh snapshot: the app committed in its own session
     return db.scalar(
-        select(EmailUserState).where(EmailUserState.user_id == user_id, EmailUserState.email_id == email_id)
+        select(EmailUserState).where(
+            EmailUserState.user_id == user_id, EmailUserState.email_id == email_id
+        )
     )
 
 
@@ -57,7 +59,9 @@ def test_load_more_pages_by_cursor_as_rows_fragment_and_as_page(user_client, db,
         make_email(db, users=[rep.id], subject=f"Mail number {n:02d}")
     db.commit()
     first = user_client.get("/inbox/").get_data(as_text=True)
-    more = re.search(r'<a href="([^"]+after=[^"]+)">Older mail', first).group(1).replace("&amp;", "&")
+    more = (
+        re.search(r'<a href="([^"]+after=[^"]+)">Older mail', first).group(1).replace("&amp;", "&")
+    )
     assert first.count('class="mailrow') == 50
     rows = user_client.get(more, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert rows.count('class="mailrow') == 5 and "<table" not in rows and "Older mail" not in rows
@@ -66,8 +70,14 @@ def test_load_more_pages_by_cursor_as_rows_fragment_and_as_page(user_client, db,
 
 
 def test_sent_shows_recipients(user_client, db, rep):
-    make_email(db, users=[rep.id], from_addr="rep@example.com", outgoing_for=[rep.id],
-               to=("client@customer.example",), subject="Proposal")
+    make_email(
+        db,
+        users=[rep.id],
+        from_addr="rep@example.com",
+        outgoing_for=[rep.id],
+        to=("client@customer.example",),
+        subject="Proposal",
+    )
     db.commit()
     html = user_client.get("/inbox/sent").get_data(as_text=True)
     assert "To: client@customer.example" in html
@@ -99,8 +109,9 @@ def test_bulk_mark_read_and_important(user_client, db, rep, htmx):
     a = make_email(db, users=[rep.id]).id
     b = make_email(db, users=[rep.id]).id
     db.commit()
-    response = user_client.post("/inbox/actions", data={"action": "read", "ids": [a, b], "folder": "inbox"},
-                                htmx=htmx)
+    response = user_client.post(
+        "/inbox/actions", data={"action": "read", "ids": [a, b], "folder": "inbox"}, htmx=htmx
+    )
     if htmx:
         assert response.status_code == 200 and "mail-changed" in response.headers["HX-Trigger"]
         assert 'id="list"' in response.get_data(as_text=True)
@@ -118,11 +129,13 @@ def test_trash_restore_and_move(user_client, db, rep, htmx):
     db.commit()
     user_client.post("/inbox/actions", data={"action": "trash", "ids": [mail]}, htmx=htmx)
     assert state(db, rep.id, mail).in_trash
-    user_client.post("/inbox/actions", data={"action": "restore", "ids": [mail], "folder": "trash"},
-                     htmx=htmx)
+    user_client.post(
+        "/inbox/actions", data={"action": "restore", "ids": [mail], "folder": "trash"}, htmx=htmx
+    )
     assert not state(db, rep.id, mail).in_trash
-    response = user_client.post("/inbox/move", data={"ids": [mail], "target": str(folder.id), "from": "inbox"},
-                                htmx=htmx)
+    response = user_client.post(
+        "/inbox/move", data={"ids": [mail], "target": str(folder.id), "from": "inbox"}, htmx=htmx
+    )
     assert response.status_code == (200 if htmx else 303)
     assert state(db, rep.id, mail).folder_id == folder.id
 
@@ -141,7 +154,9 @@ def test_delete_is_hidden_and_refused_unless_allowed(user_client, db, rep):
     mail = make_email(db, users=[rep.id]).id
     db.commit()
     assert "Delete permanently" not in user_client.get("/inbox/").get_data(as_text=True)
-    response = user_client.post("/inbox/actions", data={"action": "delete", "ids": [mail], "confirmed": "yes"})
+    response = user_client.post(
+        "/inbox/actions", data={"action": "delete", "ids": [mail], "confirmed": "yes"}
+    )
     assert response.status_code == 403
     assert db.get(Email, mail) is not None
 
@@ -157,7 +172,9 @@ def test_delete_asks_first_then_removes_for_everyone(user_client, db, rep, make_
     assert ask.status_code == 200 and "cannot be undone" in ask.get_data(as_text=True)
     db.rollback()
     assert db.get(Email, mail) is not None
-    user_client.post("/inbox/actions", data={"action": "delete", "ids": [mail], "confirmed": "yes"}, htmx=htmx)
+    user_client.post(
+        "/inbox/actions", data={"action": "delete", "ids": [mail], "confirmed": "yes"}, htmx=htmx
+    )
     db.rollback()
     assert db.get(Email, mail) is None
 
@@ -165,7 +182,9 @@ def test_delete_asks_first_then_removes_for_everyone(user_client, db, rep, make_
 def test_actions_need_csrf(user_client, db, rep):
     mail = make_email(db, users=[rep.id]).id
     db.commit()
-    response = user_client.post("/inbox/actions", data={"action": "read", "ids": [mail]}, csrf=False)
+    response = user_client.post(
+        "/inbox/actions", data={"action": "read", "ids": [mail]}, csrf=False
+    )
     assert response.status_code == 400
 
 
@@ -174,7 +193,9 @@ def test_search_page_and_fragment(user_client, db, rep, htmx):
     make_email(db, users=[rep.id], subject="Invoice for March")
     make_email(db, users=[rep.id], subject="Lunch plans")
     db.commit()
-    response = user_client.get("/inbox/search?q=invoice", headers={"HX-Request": "true"} if htmx else {})
+    response = user_client.get(
+        "/inbox/search?q=invoice", headers={"HX-Request": "true"} if htmx else {}
+    )
     html = response.get_data(as_text=True)
     assert ("<html" in html) is not htmx
     assert "Invoice for March" in html and "Lunch plans" not in html

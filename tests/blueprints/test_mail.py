@@ -23,7 +23,9 @@ def rep(services, user_client):
 def state(db, user_id, email_id):
     db.rollback()
     return db.scalar(
-        select(EmailUserState).where(EmailUserState.user_id == user_id, EmailUserState.email_id == email_id)
+        select(EmailUserState).where(
+            EmailUserState.user_id == user_id, EmailUserState.email_id == email_id
+        )
     )
 
 
@@ -41,7 +43,9 @@ def test_opening_marks_read_for_the_reader_only(user_client, db, rep, make_user)
     assert not state(db, other, mail).is_read
 
 
-def test_mail_without_a_state_row_is_404_but_admins_read_it(user_client, admin_client, db, make_user):
+def test_mail_without_a_state_row_is_404_but_admins_read_it(
+    user_client, admin_client, db, make_user
+):
     other = make_user("other", ["other@example.com"])
     mail = make_email(db, users=[other]).id
     db.commit()
@@ -57,7 +61,11 @@ def test_someone_elses_mail_and_its_files_are_404(user_client, db, make_user, se
     db.add(Attachment(email_id=mail.id, filename="a.txt", content_type="text/plain", sha256=sha))
     db.commit()
     att = db.scalar(select(Attachment.id))
-    for url in (f"/mail/{mail.id}", f"/mail/{mail.id}/original", f"/mail/{mail.id}/attachments/{att}"):
+    for url in (
+        f"/mail/{mail.id}",
+        f"/mail/{mail.id}/original",
+        f"/mail/{mail.id}/attachments/{att}",
+    ):
         assert user_client.get(url).status_code == 404
     assert user_client.post(f"/mail/{mail.id}/action", data={"action": "read"}).status_code == 404
 
@@ -100,15 +108,25 @@ def test_always_show_images_from_a_sender(user_client, db, rep):
     db.commit()
     response = user_client.post(f"/mail/{mail}/trust-sender")
     assert response.status_code == 303
-    assert "cdn.example/other.png" in srcdoc(user_client.get(f"/mail/{later}").get_data(as_text=True))
+    assert "cdn.example/other.png" in srcdoc(
+        user_client.get(f"/mail/{later}").get_data(as_text=True)
+    )
 
 
-def test_cid_images_point_at_a_signed_image_url_that_needs_no_cookie(user_client, db, rep, services,
-                                                                     app):
+def test_cid_images_point_at_a_signed_image_url_that_needs_no_cookie(
+    user_client, db, rep, services, app
+):
     mail = make_email(db, users=[rep.id], html='<img src="cid:logo@x">')
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 20
-    att = Attachment(email_id=mail.id, filename="logo.png", content_type="image/png",
-                     sha256=services.blobs.put(png), content_id="logo@x", is_inline=True, size=len(png))
+    att = Attachment(
+        email_id=mail.id,
+        filename="logo.png",
+        content_type="image/png",
+        sha256=services.blobs.put(png),
+        content_id="logo@x",
+        is_inline=True,
+        size=len(png),
+    )
     db.add(att)
     db.commit()
     doc = srcdoc(user_client.get(f"/mail/{mail.id}").get_data(as_text=True))
@@ -125,8 +143,9 @@ def test_cid_images_point_at_a_signed_image_url_that_needs_no_cookie(user_client
 def test_inline_token_is_bound_to_its_attachment(user_client, db, rep, services, app):
     mail = make_email(db, users=[rep.id], html='<img src="cid:a@x">')
     png = services.blobs.put(b"\x89PNG\r\n\x1a\n")
-    first = Attachment(email_id=mail.id, filename="a.png", content_type="image/png", sha256=png,
-                       content_id="a@x")
+    first = Attachment(
+        email_id=mail.id, filename="a.png", content_type="image/png", sha256=png, content_id="a@x"
+    )
     second = Attachment(email_id=mail.id, filename="b.html", content_type="text/html", sha256=png)
     db.add_all([first, second])
     db.commit()
@@ -137,15 +156,20 @@ def test_inline_token_is_bound_to_its_attachment(user_client, db, rep, services,
 
 def test_attachments_download_with_our_own_type_and_a_safe_name(user_client, db, rep, services):
     mail = make_email(db, users=[rep.id])
-    att = Attachment(email_id=mail.id, filename='ré"port<script>.html', content_type="text/html",
-                     sha256=services.blobs.put(b"<script>alert(1)</script>"), size=25)
+    att = Attachment(
+        email_id=mail.id,
+        filename='ré"port<script>.html',
+        content_type="text/html",
+        sha256=services.blobs.put(b"<script>alert(1)</script>"),
+        size=25,
+    )
     db.add(att)
     db.commit()
     response = user_client.get(f"/mail/{mail.id}/attachments/{att.id}?inline=1")
     assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     disposition = response.headers["Content-Disposition"]
-    assert disposition.startswith("attachment; filename=\"r__port_script_.html\"")
+    assert disposition.startswith('attachment; filename="r__port_script_.html"')
     assert "filename*=UTF-8''r%C3%A9%22port%3Cscript%3E.html" in disposition
 
 
@@ -169,15 +193,28 @@ def test_plain_text_is_escaped_and_linkified(user_client, db, rep):
 
 def test_header_shows_badges_problems_people_and_thread(user_client, db, rep):
     root = make_email(db, users=[rep.id], message_id="root@x.example", subject="Original question")
-    mail = make_email(db, users=[rep.id], in_reply_to="root@x.example", references=["root@x.example"],
-                      cc=("carol@customer.example",), subject="Re: Original question")
+    mail = make_email(
+        db,
+        users=[rep.id],
+        in_reply_to="root@x.example",
+        references=["root@x.example"],
+        cc=("carol@customer.example",),
+        subject="Re: Original question",
+    )
     mail.is_auto_reply = True
     mail.is_bounce = True
     mail.problems = ["Unknown charset x-foo; decoded as UTF-8"]
     db.commit()
     page = user_client.get(f"/mail/{mail.id}").get_data(as_text=True)
-    for text in ("Auto-reply", "Bounce", "Unknown charset x-foo", "carol@customer.example", "Archived",
-                 "Conversation", f"/mail/{root.id}"):
+    for text in (
+        "Auto-reply",
+        "Bounce",
+        "Unknown charset x-foo",
+        "carol@customer.example",
+        "Archived",
+        "Conversation",
+        f"/mail/{root.id}",
+    ):
         assert text in page
 
 
@@ -190,7 +227,9 @@ def test_actions_on_the_page_and_as_fragment(user_client, db, rep, htmx):
         assert response.status_code == 200 and "mail-changed" in response.headers["HX-Trigger"]
         assert response.get_data(as_text=True).lstrip().startswith('<div id="mail-actions"')
     else:
-        assert response.status_code == 303 and response.headers["Location"].endswith(f"/mail/{mail}")
+        assert response.status_code == 303 and response.headers["Location"].endswith(
+            f"/mail/{mail}"
+        )
     assert state(db, rep.id, mail).is_important
     user_client.post(f"/mail/{mail}/action", data={"action": "trash"}, htmx=htmx)
     assert state(db, rep.id, mail).in_trash
@@ -205,7 +244,9 @@ def test_delete_from_the_mail_page(user_client, db, rep, htmx):
     db.commit()
     ask = user_client.post(f"/mail/{mail}/action", data={"action": "delete"}, htmx=htmx)
     assert "cannot be undone" in ask.get_data(as_text=True)
-    response = user_client.post(f"/mail/{mail}/action", data={"action": "delete", "confirmed": "yes"}, htmx=htmx)
+    response = user_client.post(
+        f"/mail/{mail}/action", data={"action": "delete", "confirmed": "yes"}, htmx=htmx
+    )
     if htmx:
         assert response.headers["HX-Redirect"].endswith("/inbox/")
     else:
@@ -217,13 +258,19 @@ def test_delete_from_the_mail_page(user_client, db, rep, htmx):
 def test_delete_refused_without_permission(user_client, db, rep):
     mail = make_email(db, users=[rep.id]).id
     db.commit()
-    response = user_client.post(f"/mail/{mail}/action", data={"action": "delete", "confirmed": "yes"})
+    response = user_client.post(
+        f"/mail/{mail}/action", data={"action": "delete", "confirmed": "yes"}
+    )
     assert response.status_code == 403
 
 
 def test_hostile_subject_and_sender_are_escaped(user_client, db, rep):
-    mail = make_email(db, users=[rep.id], subject='<img src=x onerror=alert(1)>',
-                      from_name='"><script>alert(2)</script>').id
+    mail = make_email(
+        db,
+        users=[rep.id],
+        subject="<img src=x onerror=alert(1)>",
+        from_name='"><script>alert(2)</script>',
+    ).id
     db.commit()
     for url in ("/inbox/", f"/mail/{mail}"):
         page = user_client.get(url).get_data(as_text=True)

@@ -33,8 +33,9 @@ def test_badge_fragment_counts_unread_and_polls(user_client, services, rep_id, m
     add(services, rep_id, "3 new mail")
     add(services, rep_id, "1 new mail")
     add(services, other, "not yours")
-    html = user_client.get("/notifications/badge", headers={"HX-Request": "true"} if htmx else {}).get_data(
-        as_text=True)
+    html = user_client.get(
+        "/notifications/badge", headers={"HX-Request": "true"} if htmx else {}
+    ).get_data(as_text=True)
     assert "<html" not in html
     assert 'hx-trigger="every 30s' in html and '<span class="count">2</span>' in html
 
@@ -46,7 +47,9 @@ def test_list_shows_only_own_notifications_with_links(user_client, services, rep
     page = user_client.get("/notifications/").get_data(as_text=True)
     assert "2 new mail from &lt;b&gt;Zed&lt;/b&gt;" in page and "secret note" not in page
     assert 'href="/inbox/"' in page
-    fragment = user_client.get("/notifications/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = user_client.get("/notifications/", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
     assert "<html" not in fragment and "2 new mail" in fragment
 
 
@@ -56,7 +59,9 @@ def test_mark_one_and_all_read(user_client, services, rep_id, db, htmx):
     add(services, rep_id, "second")
     response = user_client.post(f"/notifications/{first}/read", htmx=htmx)
     assert response.status_code == (200 if htmx else 303)
-    unread = lambda: db.scalars(select(Notification.text).where(Notification.read_at.is_(None))).all()
+    unread = lambda: db.scalars(
+        select(Notification.text).where(Notification.read_at.is_(None))
+    ).all()
     db.rollback()
     assert unread() == ["second"]
     response = user_client.post("/notifications/read", htmx=htmx)

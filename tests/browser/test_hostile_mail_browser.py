@@ -86,28 +86,53 @@ def watched(browser):
             route_.continue_()
 
     page.context.route("**/*", route)
-    page.context.on("request", lambda r: seen["foreign"].append(r.url)
-                    if urlsplit(r.url).scheme in ("http", "https")
-                    and urlsplit(r.url).hostname != "127.0.0.1" else None)
+    page.context.on(
+        "request",
+        lambda r: (
+            seen["foreign"].append(r.url)
+            if urlsplit(r.url).scheme in ("http", "https")
+            and urlsplit(r.url).hostname != "127.0.0.1"
+            else None
+        ),
+    )
     return page, seen
 
 
 def hostile_mail(db, services, user_id):
     folder = create_folder(db, user_id, f"Folder {NAME_VECTOR}"[:100])
-    mail = make_email(db, users=[user_id], subject=f"Subject {NAME_VECTOR}", from_name=NAME_VECTOR,
-                      html=HTML_VECTORS, text=f"Text <script>{JS}</script> javascript:{JS}")
+    mail = make_email(
+        db,
+        users=[user_id],
+        subject=f"Subject {NAME_VECTOR}",
+        from_name=NAME_VECTOR,
+        html=HTML_VECTORS,
+        text=f"Text <script>{JS}</script> javascript:{JS}",
+    )
     mail.has_attachments = True
-    db.add(Attachment(email_id=mail.id, filename=f"{NAME_VECTOR}.html", content_type="text/html",
-                      sha256=services.blobs.put(b"<script>alert(1)</script>"), size=26))
+    db.add(
+        Attachment(
+            email_id=mail.id,
+            filename=f"{NAME_VECTOR}.html",
+            content_type="text/html",
+            sha256=services.blobs.put(b"<script>alert(1)</script>"),
+            size=26,
+        )
+    )
     mail.problems = [f"Problem {NAME_VECTOR}"]
-    text_only = make_email(db, users=[user_id], subject="plain", html="",
-                           text=f"<img src=x onerror=\"{JS}\"> {EVIL}/a <script>{JS}</script>")
+    text_only = make_email(
+        db,
+        users=[user_id],
+        subject="plain",
+        html="",
+        text=f'<img src=x onerror="{JS}"> {EVIL}/a <script>{JS}</script>',
+    )
     db.commit()
     return folder, mail, text_only
 
 
-def test_hostile_mail_runs_nothing_and_loads_nothing_remote(live_server, watched, db, services,
-                                                           make_user):
+def test_hostile_mail_runs_nothing_and_loads_nothing_remote(
+    live_server, watched, db, services, make_user
+):
     page, seen = watched
     user_id = make_user("rep", ["rep@example.com"])
     folder, mail, text_only = hostile_mail(db, services, user_id)
@@ -135,8 +160,9 @@ def test_hostile_mail_runs_nothing_and_loads_nothing_remote(live_server, watched
     assert {u for u in seen["foreign"]} <= {f"{EVIL}/track.gif"}
 
 
-def test_hostile_mail_with_images_blocked_makes_no_foreign_request(live_server, watched, db,
-                                                                  services, make_user):
+def test_hostile_mail_with_images_blocked_makes_no_foreign_request(
+    live_server, watched, db, services, make_user
+):
     page, seen = watched
     user_id = make_user("rep", ["rep@example.com"])
     _, mail, _ = hostile_mail(db, services, user_id)

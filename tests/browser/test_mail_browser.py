@@ -34,10 +34,24 @@ def rep(make_user):
 
 
 def test_read_a_mail_with_an_inline_image(live_server, browser, db, services, rep):
-    mail = make_email(db, users=[rep], subject="Welcome aboard", from_name="Olga Owner",
-                      html='<h2>Hello</h2><p>Logo: <img alt="logo" src="cid:logo@x"></p>')
-    db.add(Attachment(email_id=mail.id, filename="logo.png", content_type="image/png", size=len(PNG),
-                      sha256=services.blobs.put(PNG), content_id="logo@x", is_inline=True))
+    mail = make_email(
+        db,
+        users=[rep],
+        subject="Welcome aboard",
+        from_name="Olga Owner",
+        html='<h2>Hello</h2><p>Logo: <img alt="logo" src="cid:logo@x"></p>',
+    )
+    db.add(
+        Attachment(
+            email_id=mail.id,
+            filename="logo.png",
+            content_type="image/png",
+            size=len(PNG),
+            sha256=services.blobs.put(PNG),
+            content_id="logo@x",
+            is_inline=True,
+        )
+    )
     db.commit()
     page = browser
     sign_in(page, live_server)
@@ -52,7 +66,8 @@ def test_read_a_mail_with_an_inline_image(live_server, browser, db, services, re
     expect(body.locator("img")).to_have_js_property("naturalWidth", 1)
     page.get_by_role("link", name="Back").click()
     expect(page.locator("#rows tr.mailrow", has_text="Welcome aboard")).not_to_have_class(
-        re.compile(r"\bunread\b"))
+        re.compile(r"\bunread\b")
+    )
 
 
 def test_bulk_move_and_drag_to_a_folder(live_server, browser, db, rep):
@@ -67,11 +82,15 @@ def test_bulk_move_and_drag_to_a_folder(live_server, browser, db, rep):
     page.get_by_role("button", name="Move", exact=True).click()
     expect(page.locator("#rows tr.mailrow")).to_have_count(1)
     expect(page.locator("#pane a", has_text="Projects")).to_contain_text("2")
-    page.locator("#rows tr.mailrow", has_text="Deal 2").drag_to(page.locator("#pane a", has_text="Projects"))
+    page.locator("#rows tr.mailrow", has_text="Deal 2").drag_to(
+        page.locator("#pane a", has_text="Projects")
+    )
     expect(page.locator("#rows tr.mailrow")).to_have_count(0)
     expect(page.locator("#pane a", has_text="Projects")).to_contain_text("3")
     db.rollback()
-    folders = db.scalars(select(EmailUserState.folder_id).where(EmailUserState.email_id.in_(ids))).all()
+    folders = db.scalars(
+        select(EmailUserState.folder_id).where(EmailUserState.email_id.in_(ids))
+    ).all()
     assert folders == [folder.id] * 3
 
 
@@ -103,7 +122,9 @@ def test_keyboard_navigation(live_server, browser, db, rep):
     page.keyboard.press("k")
     expect(rows.nth(1)).to_have_class(re.compile(r"\bcursor\b"))
     page.keyboard.press("s")  # important
-    expect(page.locator("#rows tr.mailrow", has_text="Message 1").locator(".star")).to_contain_text("★")
+    expect(page.locator("#rows tr.mailrow", has_text="Message 1").locator(".star")).to_contain_text(
+        "★"
+    )
     expect(rows.nth(1)).to_have_class(re.compile(r"\bcursor\b"))  # kept across the swap
     page.keyboard.press("j")
     page.keyboard.press("#")  # trash the third

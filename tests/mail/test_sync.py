@@ -348,22 +348,28 @@ def test_tls_modes_check_the_certificate(services, db, make_user, imap_server, c
     assert (summary.error, summary.seen, summary.imported, summary.duplicates) == (None, 1, 0, 1)
 
 
-def test_two_accounts_importing_the_same_mail_at_once_store_it_once(services, db, make_user, imap_server):
+def test_two_accounts_importing_the_same_mail_at_once_store_it_once(
+    services, db, make_user, imap_server
+):
     """Races on the same Message-ID between two syncs end in one Email and two states."""
     import threading
 
     ann = make_user("ann", ["ann@example.com"])
     bob = make_user("bob", ["bob@example.com"])
-    raws = [raw_message(to="ann@example.com, bob@example.com", message_id=f"<race{i}@test.example>")
-            for i in range(40)]
+    raws = [
+        raw_message(to="ann@example.com, bob@example.com", message_id=f"<race{i}@test.example>")
+        for i in range(40)
+    ]
     accounts = []
     for owner in (ann, bob):
         box = imap_server.new_user()
         imap_server.append_many(box, raws)
         accounts.append(make_account(services, owner, imap_server, box))
     results = {}
-    threads = [threading.Thread(target=lambda a=a: results.update({a: fetch(services, a, batch_size=5)}))
-               for a in accounts]
+    threads = [
+        threading.Thread(target=lambda a=a: results.update({a: fetch(services, a, batch_size=5)}))
+        for a in accounts
+    ]
     for t in threads:
         t.start()
     for t in threads:
