@@ -49,8 +49,11 @@
     var row = current();
     kept = row ? {id: row.getAttribute("data-id"), index: rows().indexOf(row)} : null;
   }
-  document.addEventListener("htmx:afterSettle", function () {
-    if (!kept || !document.getElementById("rows")) { return; }
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    // Only the list's own swap: the folder pane refreshes on the same action and may settle first.
+    var el = evt.target;
+    var isList = el && (el.id === "list" || (el.querySelector && el.querySelector("#rows")));
+    if (!kept || !isList || !document.getElementById("rows")) { return; }
     var all = rows();
     var row = document.querySelector('#rows tr.mailrow[data-id="' + kept.id + '"]') ||
       all[Math.min(kept.index, all.length - 1)];
