@@ -43,7 +43,9 @@ def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) ->
         session.connection().execute(insert(EmailUserState.__table__), rows)
     for user_id, ids in fresh.items():
         text = "1 new mail" if len(ids) == 1 else f"{len(ids)} new mails"
-        notify(session, user_id, "new_mail", text, email_ids=ids[:50], count=len(ids))
+        # One mail: the notification opens it; several: the list (the Inbox) does.
+        single = {"email_id": ids[0]} if len(ids) == 1 else {}
+        notify(session, user_id, "new_mail", text, email_ids=ids[:50], count=len(ids), **single)
 
 
 def recipients(ctx, mail: ParsedMail, extra: set[int]) -> dict[int, bool]:

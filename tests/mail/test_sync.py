@@ -259,9 +259,17 @@ def test_historical_mail_never_notifies_and_new_mail_notifies_once_grouped(
     imap_server.append(box, raw_message(message_id="<old@test.example>", date=old))
     imap_server.append(box, raw_message(message_id="<new1@test.example>"))
     imap_server.append(box, raw_message(message_id="<new2@test.example>"))
-    fetch(services, make_account(services, uid, imap_server, box))
+    account = make_account(services, uid, imap_server, box)
+    fetch(services, account)
     notes = list(db.scalars(select(Notification).where(Notification.kind == "new_mail")))
     assert len(notes) == 1 and notes[0].data["count"] == 2
+    assert "email_id" not in notes[0].data  # several mails: the notification opens the Inbox
+    imap_server.append(box, raw_message(message_id="<new3@test.example>"))
+    fetch(services, account)
+    db.rollback()
+    latest = db.scalars(select(Notification).order_by(Notification.id.desc())).first()
+    new3 = db.scalar(select(Email.id).where(Email.message_id == "new3@test.example"))
+    assert (latest.text, latest.data["email_id"]) == ("1 new mail", new3)
 
 
 def test_oversized_message_is_imported_header_only_with_a_note(
