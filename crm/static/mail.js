@@ -7,14 +7,21 @@
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("#rows tr.mailrow")); }
   function current() { return document.querySelector("#rows tr.mailrow.cursor"); }
 
+  function rowById(id) { return id && document.querySelector('#rows tr.mailrow[data-id="' + id + '"]'); }
+
+  // While an action's new list is on its way, the cursor lives in `kept`: htmx resets the
+  // rows' classes when the swap settles, so keys pressed meanwhile must not be lost.
+  function cursorRow() { return (kept && rowById(kept.id)) || current(); }
+
   function moveCursor(step) {
     var all = rows();
     if (!all.length) { return; }
-    var i = all.indexOf(current());
+    var i = all.indexOf(cursorRow());
     var next = all[Math.max(0, Math.min(all.length - 1, i < 0 ? 0 : i + step))];
     all.forEach(function (r) { r.classList.remove("cursor"); });
     next.classList.add("cursor");
     next.scrollIntoView({block: "nearest"});
+    if (kept) { kept = {id: next.getAttribute("data-id"), index: all.indexOf(next)}; }
   }
 
   function csrfHeaders() {
@@ -45,8 +52,9 @@
 
   // A list swap (after an action) keeps the cursor on the same mail, or at the same place.
   var kept = null;
+  var inFlight = 0;  // actions whose new list has not settled yet (keys may outrun them)
   function keepCursor() {
-    var row = current();
+    var row = cursorRow();
     kept = row ? {id: row.getAttribute("data-id"), index: rows().indexOf(row)} : null;
   }
   document.addEventListener("htmx:afterSettle", function (evt) {
@@ -55,18 +63,20 @@
     var isList = el && (el.id === "list" || (el.querySelector && el.querySelector("#rows")));
     if (!kept || !isList || !document.getElementById("rows")) { return; }
     var all = rows();
-    var row = document.querySelector('#rows tr.mailrow[data-id="' + kept.id + '"]') ||
-      all[Math.min(kept.index, all.length - 1)];
+    var row = rowById(kept.id) || all[Math.min(kept.index, all.length - 1)];
+    all.forEach(function (r) { r.classList.remove("cursor"); });
     if (row) { row.classList.add("cursor"); }
-    kept = null;
+    inFlight = Math.max(0, inFlight - 1);
+    if (!inFlight) { kept = null; }
   });
 
   function act(action) {
     keepCursor();
-    var row = current();
+    var row = cursorRow();
     var ids = selectedIds(row && row.getAttribute("data-id"));
-    if (!ids.length) { return; }
+    if (!ids.length) { if (!inFlight) { kept = null; } return; }
     if (action === "important" && row && row.querySelector(".star span")) { action = "unimportant"; }
+    inFlight += 1;
     post("/inbox/actions", {action: action, ids: ids});
   }
 
@@ -78,8 +88,8 @@
   var listKeys = {
     "j": function () { moveCursor(1); },
     "k": function () { moveCursor(-1); },
-    "Enter": function () { var r = current(); if (r) { window.location.href = r.getAttribute("data-href"); } },
-    "x": function () { var r = current(); var c = r && r.querySelector("input[name=ids]"); if (c) { c.checked = !c.checked; } },
+    "Enter": function () { var r = cursorRow(); if (r) { window.location.href = r.getAttribute("data-href"); } },
+    "x": function () { var r = cursorRow(); var c = r && r.querySelector("input[name=ids]"); if (c) { c.checked = !c.checked; } },
     "#": function () { act("trash"); },
     "s": function () { act("important"); },
     "u": function () { act("unread"); }

@@ -114,6 +114,7 @@ def test_keyboard_navigation(live_server, browser, db, rep):
     db.commit()
     page = browser
     sign_in(page, live_server)
+    page.wait_for_load_state("load")
     rows = page.locator("#rows tr.mailrow")
     page.keyboard.press("j")
     expect(rows.nth(0)).to_have_class(re.compile(r"\bcursor\b"))
@@ -140,5 +141,6 @@ def test_keyboard_navigation(live_server, browser, db, rep):
     page.keyboard.press("k")  # the cursor stayed on the row after the trashed one
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Message 0")).to_be_visible()
+    page.wait_for_load_state("load")  # the shortcuts live in mail.js: let it run first
     page.keyboard.press("u")  # on the mail page, mark unread again
     expect(page.get_by_role("button", name="Mark read")).to_be_visible()
