@@ -6,7 +6,6 @@ messages and dialogs, and records every request whose host is not our 127.0.0.1 
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +13,7 @@ from playwright.sync_api import expect
 
 from crm.folders import create_folder
 from crm.models import Attachment
+from tests.browser.session import sign_in
 from tests.factories import make_email
 
 pytestmark = pytest.mark.browser
@@ -54,14 +54,6 @@ HTML_VECTORS = f"""
 <math><mtext><table><mglyph><style><img src=x onerror="{JS}">
 """
 NAME_VECTOR = f'"><img src=x onerror="{JS}"><script>{JS}</script>'
-
-
-def sign_in(page, live_server):
-    page.goto(f"{live_server}/login")
-    page.get_by_label("User name").fill("rep")
-    page.get_by_label("Password").fill("password123")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/inbox/$"))
 
 
 @pytest.fixture

@@ -3,17 +3,11 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm.models import User
+from tests.browser.session import sign_in
 from tests.factories import make_email
 from tests.support import records
 
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, live_server):
-    page.goto(f"{live_server}/login")
-    page.get_by_label("User name").fill("rep")
-    page.get_by_label("Password").fill("password123")
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_history_loads_on_the_record_page_and_the_picker_relinks_a_mail(

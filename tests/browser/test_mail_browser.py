@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm.folders import create_folder
 from crm.models import Attachment, EmailUserState
+from tests.browser.session import sign_in
 from tests.factories import make_email
 
 pytestmark = pytest.mark.browser
@@ -18,14 +19,6 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d49444154789c6360f8cf00000301010018dd8db40000000049454e44ae426082"
 )
-
-
-def sign_in(page, live_server, username="rep"):
-    page.goto(f"{live_server}/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill("password123")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/inbox/$"))
 
 
 @pytest.fixture
