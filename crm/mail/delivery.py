@@ -30,7 +30,8 @@ def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) ->
         mail = cand.mail or cand.headers_only
         email = new_emails.get(cand.email_id)
         extra = getattr(email, "_extra_receivers", set()) if email is not None else set()
-        quiet = email is not None and _quiet_group_folder(ctx, mail)
+        # New mail filed in a "skip notifications" group folder notifies nobody.
+        quiet = email is not None and cand.group_folder_id in ctx.filters.skipping_folders()
         for user_id, outgoing in recipients(ctx, mail, extra).items():
             if (cand.email_id, user_id) in have:
                 continue
@@ -65,18 +66,12 @@ def file_in_group_folders(session: Session, ctx, new) -> None:
     """A group account's "Move to group folder" filters share the mail with the folder's teams."""
     by_folder: dict[int, set[int]] = defaultdict(set)
     for cand in new:
-        folder_id = ctx.filters.account_folder(cand.mail)
-        if folder_id:
-            by_folder[folder_id].add(cand.email_id)
+        if cand.group_folder_id:
+            by_folder[cand.group_folder_id].add(cand.email_id)
     for folder_id, email_ids in by_folder.items():
         folder = session.get(Folder, folder_id)
         if folder is not None:
             folders.file_in_group_folder(session, folder, email_ids)
-
-
-def _quiet_group_folder(ctx, mail: ParsedMail) -> bool:
-    # New mail a group account files in a "skip notifications" group folder notifies nobody.
-    return ctx.filters.account_folder(mail) in ctx.skip_notify_folders
 
 
 def is_historical(ctx, mail: ParsedMail) -> bool:
@@ -111,7 +106,7 @@ def _notifies(ctx, mail, row: dict, outgoing: bool) -> bool:
         or row["in_trash"]
         or row["is_read"]
         or is_historical(ctx, mail)
-        or row["folder_id"] in ctx.skip_notify_folders
+        or row["folder_id"] in ctx.filters.skipping_folders()
     )
 
 

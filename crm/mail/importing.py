@@ -27,7 +27,6 @@ from crm.models import (
     EmailAddressLink,
     EmailLocation,
     EmailRecipient,
-    Folder,
     MailAccount,
 )
 from crm.models.mail import STATUS_ARCHIVED
@@ -43,7 +42,6 @@ class ImportContext:
     max_bytes: int
     receivers: set[int]  # users who get every mail of the account
     user_by_address: dict[str, int]  # lower-cased address -> user id
-    skip_notify_folders: set[int]
     filters: filters.FilterSet  # compiled once per sync, inbox filters loaded per user lazily
     now: datetime = field(default_factory=utcnow)
 
@@ -57,14 +55,12 @@ def load_context(
         .where(EmailAddressLink.entity_type == "User")
     )
     user_by_address = dict(rows.all())
-    skip = set(session.scalars(select(Folder.id).where(Folder.skip_notifications.is_(True))))
     return ImportContext(
         account,
         blobs,
         max_bytes,
         receivers,
         user_by_address,
-        skip,
         filters.load_filter_set(session, account),
     )
 
@@ -93,6 +89,7 @@ class Candidate:
     raw_sha256: str | None = None
     attachment_sha256: list[str] = field(default_factory=list)
     attachment_sizes: list[int] = field(default_factory=list)
+    group_folder_id: int | None = None  # where a group account's Move filter files new mail
 
 
 def plan(
@@ -276,6 +273,9 @@ def store(
     )
     emails = _load_new(session, list(ids.values()), first)
     _link(session, ctx, emails)
+    if ctx.account.is_group:
+        for cand in new:  # matched once, read by delivery twice
+            cand.group_folder_id = ctx.filters.account_folder(cand.mail)
     delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
     if ctx.account.is_group:
         delivery.file_in_group_folders(session, ctx, new)

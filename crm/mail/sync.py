@@ -9,6 +9,7 @@ and messages are matched by identity, so nothing is duplicated and links are kep
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import time
@@ -282,7 +283,7 @@ def _finish_batch(loop: _Loop, where: _Batches, started: _Started | None) -> Non
     importing.write_blobs(ctx, kept)
     crash_point("after-blobs")
     _store(loop, where.folder, where.uidvalidity, started.headers, kept, result)
-    cursor = session.merge(where.cursor)
+    cursor = where.cursor
     if where.direction == "up":
         cursor.last_uid = max(cursor.last_uid, max(started.uids))
     else:
@@ -339,8 +340,6 @@ def _try_store(session, ctx, folder, uidvalidity, cand, result) -> bool:
 
 def _store_minimal(session, ctx, folder, uidvalidity, cand, result) -> None:
     """Keep a message that cannot be stored whole: headers, raw source and a problem note."""
-    import dataclasses
-
     note = (
         "This message could not be stored completely; its original is kept and can be downloaded."
     )
@@ -360,7 +359,6 @@ def _count(loop: _Loop, result: importing.BatchResult) -> None:
     s.duplicates += result.duplicates
     s.skipped += result.skipped
     s.failed += result.failed
-    run = loop.session.merge(run)
     run.seen, run.imported, run.duplicates = s.seen, s.imported, s.duplicates
     run.skipped, run.failed = s.skipped, s.failed
     elapsed = max(time.monotonic() - loop.started, 1e-6)
@@ -381,7 +379,6 @@ def _cursor(session: Session, account_id: int, folder: str) -> FolderCursor:
 
 
 def _finish(session: Session, account_id: int, run: SyncRun, summary: SyncSummary) -> None:
-    run = session.merge(run)
     run.state = "failed" if summary.error else ("done" if summary.done else "partial")
     run.error, run.finished_at, run.remaining = summary.error, utcnow(), summary.remaining
     release(session, account_id)
