@@ -6,6 +6,10 @@ PostgreSQL. Target: every median under 50 ms, and page 500 no slower than page 1
 
     .venv/bin/python bench/ui.py                      # both databases, full size
     .venv/bin/python bench/ui.py --db sqlite --scale 0.1
+    .venv/bin/python bench/ui.py --reuse              # keep the seeded databases for the next run
+
+With --reuse the seeded databases stay (build/bench-ui/*.sqlite3 and PostgreSQL databases
+crm_bench_ui_<n>) and a later run with the same size measures them without seeding again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from crm import create_app
 from crm.config import Config
@@ -135,18 +140,22 @@ def _analyze(engine) -> None:
         conn.execute(text("ANALYZE" if engine.dialect.name == "sqlite" else "VACUUM ANALYZE"))
 
 
-def timed(client, url: str, runs: int) -> float:
-    """Median milliseconds of GET url (after one warm-up), failing loudly on a non-200."""
-    samples = []
+def timed(client, urls: dict[str, str], runs: int) -> dict[str, float]:
+    """Median milliseconds of GET per url (after one warm-up), failing loudly on a non-200.
+
+    The urls take turns, so whatever else the machine does weighs on each of them alike.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in urls}
     for i in range(runs + 1):
-        t0 = time.perf_counter()
-        response = client.get(url)
-        elapsed = (time.perf_counter() - t0) * 1000
-        if response.status_code != 200:
-            raise SystemExit(f"{url}: HTTP {response.status_code}")
-        if i:
-            samples.append(elapsed)
-    return statistics.median(samples)
+        for name, url in urls.items():
+            t0 = time.perf_counter()
+            response = client.get(url)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: HTTP {response.status_code}")
+            if i:
+                samples[name].append(elapsed)
+    return {name: statistics.median(ms) for name, ms in samples.items()}
 
 
 def page_cursor(app, user_id: int, page: int) -> str:
@@ -182,11 +191,12 @@ def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) ->
                 select(EmailUserState.email_id).where(EmailUserState.user_id == user_id).limit(5000)
             )
         )
-    results = {
-        "first list page": timed(client, "/inbox/", runs),
-        "page 500": timed(client, f"/inbox/inbox?after={page_cursor(app, user_id, 500)}", runs),
-        f"search '{SEARCH_WORD}'": timed(client, f"/inbox/search?q={SEARCH_WORD}", runs),
+    urls = {
+        "first list page": "/inbox/",
+        "page 500": f"/inbox/inbox?after={page_cursor(app, user_id, 500)}",
+        f"search '{SEARCH_WORD}'": f"/inbox/search?q={SEARCH_WORD}",
     }
+    results = timed(client, urls, runs)
     samples = []
     for mail_id in rng.sample(mail_ids, runs):
         t0 = time.perf_counter()
@@ -197,23 +207,56 @@ def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) ->
     return results
 
 
-def run(backend: str, per_user: int, runs: int, redis_url: str) -> dict[str, float]:
+def run(backend: str, per_user: int, runs: int, redis_url: str, reuse: bool) -> dict[str, float]:
     import os
 
     os.environ["CRM_TEST_DB"] = backend
     with tempfile.TemporaryDirectory() as tmp:
-        url, drop = databases.create_database(Path(tmp))
+        url, drop = kept_database(per_user) if reuse else databases.create_database(Path(tmp))
         try:
-            upgrade(url)
-            t0 = time.perf_counter()
-            user_id = seed(url, per_user)
-            print(
-                f"{backend}: seeded {USERS * per_user:,} mail in {time.perf_counter() - t0:.0f} s",
-                file=sys.stderr,
-            )
+            user_id = _seeded_user(url, per_user)
+            if user_id is None:
+                upgrade(url)
+                t0 = time.perf_counter()
+                user_id = seed(url, per_user)
+                print(
+                    f"{backend}: seeded {USERS * per_user:,} mail in {time.perf_counter() - t0:.0f} s",
+                    file=sys.stderr,
+                )
             return measure(url, user_id, Path(tmp), runs, redis_url)
         finally:
             drop()
+
+
+def kept_database(per_user: int) -> tuple[str, callable]:
+    """(url, nothing to drop) of a bench database that outlives the run, made if missing."""
+    if databases.backend() == "sqlite":
+        folder = Path(__file__).resolve().parent.parent / "build" / "bench-ui"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder}/ui-{per_user}.sqlite3", lambda: None
+    name = f"crm_bench_ui_{per_user}"
+    admin = create_engine(databases.PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{databases.PG_SERVER_URL.rpartition('/')[0]}/{name}", lambda: None
+
+
+def _seeded_user(url: str, per_user: int) -> int | None:
+    """The benchmark user of a database an earlier run seeded completely, else None."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(text("SELECT count(*) FROM email_user_states")) != USERS * per_user:
+                if conn.scalar(text("SELECT count(*) FROM users")):
+                    raise SystemExit(f"{url} holds a partial seed: drop it and run again")
+                return None
+            return conn.scalar(text("SELECT id FROM users WHERE username = 'user0'"))
+    except SQLAlchemyError:  # no tables yet: a new database
+        return None
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
@@ -223,13 +266,14 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100,000 mail for the user")
     parser.add_argument("--runs", type=int, default=25)
+    parser.add_argument("--reuse", action="store_true", help="keep seeded databases between runs")
     args = parser.parse_args()
     per_user = max(PAGE_SIZE * 500, int(PER_USER * args.scale))
     index, release = claim_index()
     try:
         backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         for backend in backends:
-            results = run(backend, per_user, args.runs, f"{REDIS_SERVER}/{index}")
+            results = run(backend, per_user, args.runs, f"{REDIS_SERVER}/{index}", args.reuse)
             print(
                 f"\n{backend}: {per_user:,} mail for the user, {USERS * per_user:,} in the database"
             )

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from crm import search
 from crm.folders import create_folder
 from crm.migrations import downgrade, upgrade
-from crm.models import Account, Email, User
+from crm.models import Account, Email, EmailUserState, User
 from tests.factories import make_email
 from tests.support import databases
 
@@ -135,7 +135,7 @@ def test_migration_downgrade_drops_and_upgrade_restores_search(tmp_path):
             insp = inspect(engine)
             if sqlite:
                 return "emails_fts" in insp.get_table_names()
-            return "search_vector" in {c["name"] for c in insp.get_columns("emails")}
+            return "search_vector" in {c["name"] for c in insp.get_columns("email_user_states")}
 
         assert present()
         downgrade(url, "0001")
@@ -149,9 +149,23 @@ def test_migration_downgrade_drops_and_upgrade_restores_search(tmp_path):
         drop()
 
 
-def test_common_words_are_checked_row_by_row_with_the_same_result(db, rep, monkeypatch):
-    # Above RARE matches PostgreSQL switches plans; the answer must not change.
+def test_common_and_rare_words_give_the_same_answer_whichever_plan(db, rep):
+    # PostgreSQL reads common words by walking the list and rare ones from the index.
     ids = [make_email(db, users=[rep.id], subject=f"common word {n}").id for n in range(3)]
-    monkeypatch.setattr(search, "RARE", 1)
-    assert sorted(find(db, rep, q="common")) == sorted(ids)
+    rare = make_email(db, users=[rep.id], subject="common unusualword")
+    assert sorted(find(db, rep, q="common")) == sorted([*ids, rare.id])
     assert find(db, rep, q="common 1") == [ids[1]]
+    assert find(db, rep, q="unusualw") == [rare.id]
+
+
+def test_a_reader_added_later_finds_the_mail_and_edits_reach_every_reader(db, rep, make_user):
+    other = db.get(User, make_user("other", ["other@example.com"]))
+    mail = make_email(db, users=[rep.id], subject="shared later")
+    assert find(db, other, q="shared") == []
+    db.add(EmailUserState(email_id=mail.id, user_id=other.id, sort_date=mail.date_sent))
+    db.flush()
+    assert find(db, other, q="shared") == [mail.id]
+    mail.subject = "renamed draft"
+    db.flush()
+    for user in (rep, other):
+        assert find(db, user, q="shared") == [] and find(db, user, q="renamed") == [mail.id]
