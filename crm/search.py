@@ -3,7 +3,8 @@
 SQLite answers through the FTS5 table `emails_fts` (migration 0002), PostgreSQL through each
 reader's `email_user_states.search_vector` and its GIN index over (user, words) (migration
 0003). Every word of the query must match, as a prefix, so "invo" finds "invoice" on both
-databases. No Flask here.
+databases; a word shorter than MIN_PREFIX must match whole ("in" is not every word starting
+with "in", which would cost a scan of most of the index while one types). No Flask here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from crm.models import RECORD_TYPES, Email, EmailAddress, EmailUserState, User
 # language could read as an operator.
 WORD = re.compile(r"[^\W_]+")
 MAX_TERMS = 12
+MIN_PREFIX = 3
 
 
 @dataclass(frozen=True)
@@ -112,15 +114,19 @@ def match(session: Session, words: list[str]):
     """Full-text condition: every word, as a prefix."""
     if session.get_bind().dialect.name != "postgresql":
         # FTS5 reads only its own doclists (no table rows), so its matches make a cheap list.
-        fts = " ".join(f'"{w}"*' for w in words)
+        fts = " ".join(f'"{w}"*' if _is_prefix(w) else f'"{w}"' for w in words)
         return text(
             "emails.id IN (SELECT rowid FROM emails_fts WHERE emails_fts MATCH :q)"
         ).bindparams(q=fts)
     # The vector sits on the reader's own state row: the planner either reads the user's
     # matches from the (user_id, search_vector) index, or, for a common word, checks the
     # vector while reading the user's list newest first; neither visits a mail row.
-    tsquery = " & ".join(f"{w}:*" for w in words)
+    tsquery = " & ".join(f"{w}:*" if _is_prefix(w) else w for w in words)
     return text("email_user_states.search_vector @@ to_tsquery('simple', :q)").bindparams(q=tsquery)
+
+
+def _is_prefix(word: str) -> bool:
+    return len(word) >= MIN_PREFIX
 
 
 def _from(sender: str):

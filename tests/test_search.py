@@ -47,6 +47,15 @@ def test_words_are_prefixes_and_all_must_match(db, rep):
     assert find(db, rep, q="INVOICE") != []
 
 
+def test_short_words_match_whole_words_only(db, rep):
+    # One or two letters as a prefix would match most of the index on every keystroke.
+    short = make_email(db, users=[rep.id], subject="in a box")
+    make_email(db, users=[rep.id], subject="invoice about apples")
+    assert find(db, rep, q="in") == [short.id]
+    assert find(db, rep, q="a") == [short.id]
+    assert len(find(db, rep, q="inv")) == 1 and len(find(db, rep, q="box")) == 1
+
+
 def test_query_syntax_is_never_interpreted(db, rep):
     mail = make_email(db, users=[rep.id], subject="plain")
     for q in ['"unbalanced', "a OR b", "NEAR(x y)", "x:*", "'; drop table emails; --"]:
