@@ -14,7 +14,7 @@ fewest open cases (ties: lowest user id).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from crm import addressbook
@@ -27,10 +27,11 @@ OPEN_STATUSES = ("New", "Assigned", "Pending")
 
 def route_to_case(session: Session, email: Email, mail=None, account=None) -> list[int]:
     """Create a Case or attach the mail to an existing one; return user ids who must receive it."""
-    case = existing_case(session, email, account)
-    if case is not None:
+    found = existing_case(session, email, account)
+    if found is not None:
+        case, rule = found
         if (email.parent_type, email.parent_id) != ("Case", case.id):
-            linking.set_parent(session, email, "Case", case.id, "case-number")
+            linking.set_parent(session, email, "Case", case.id, rule)
         return [case.assigned_user_id] if case.assigned_user_id else []
     if email.is_auto_reply or email.is_bounce or _sent_by_user(session, email):
         return []
@@ -38,13 +39,38 @@ def route_to_case(session: Session, email: Email, mail=None, account=None) -> li
     return [case.assigned_user_id] if case.assigned_user_id else []
 
 
-def existing_case(session: Session, email: Email, account) -> Case | None:
-    """The case this mail answers: its parent (set by the chain rules) or `[#number]`."""
+def existing_case(session: Session, email: Email, account) -> tuple[Case, str] | None:
+    """The case this mail belongs to and the rule that says so: its parent (set by the chain
+    rules), `[#number]`, or the case a reply of its thread opened before it was stored."""
     if email.parent_type == "Case" and email.parent_id:
         case = session.get(Case, email.parent_id)
         if case is not None:
-            return case
-    return linking.case_from_subject(session, email.subject, account)
+            return case, email.link_rule
+    if case := linking.case_from_subject(session, email.subject, account):
+        return case, "case-number"
+    if case := _case_of_its_thread(session, email):
+        return case, "case-thread"
+    return None
+
+
+def _case_of_its_thread(session: Session, email: Email) -> Case | None:
+    """The case of mail already stored that answers this one or shares its thread root.
+
+    A folder is read newest first, so a reply usually arrives before the mail it answers and
+    opens the case; the original must join that case, not open a second one.
+    """
+    names = {email.identity, email.thread_root} - {None}
+    stmt = (
+        select(Case)
+        .join(Email, (Email.parent_type == "Case") & (Email.parent_id == Case.id))
+        .where(
+            Email.id != email.id,
+            or_(Email.in_reply_to == email.identity, Email.thread_root.in_(names)),
+        )
+        .order_by(Case.id)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
 
 
 def create_case_for(session: Session, email: Email, account) -> Case:

@@ -40,6 +40,7 @@ RULE_LABELS = {
     "manual": "linked by hand",
     "created-from-mail": "linked when the record was created from this mail",
     "case-created": "linked to the case created from this mail",
+    "case-thread": "linked to the case a reply in its conversation opened",
 }
 CASE_NUMBER_RE = re.compile(r"\[#(\d{1,9})\]")
 _ADDRESS_RULES = (

@@ -84,6 +84,33 @@ def test_reply_in_the_thread_of_a_case_attaches(db, make_user):
     assert db.query(Case).count() == 1 and reply.link_rule == "replied-mail"
 
 
+def test_original_arriving_after_its_reply_joins_the_case_the_reply_opened(db, make_user):
+    # A folder is read newest first: the reply can open a case before its original is stored.
+    agent = make_user("agent")
+    group = records.group_account(db, user_id=agent)
+    reply = make_email(db, subject="Re: Broken", in_reply_to="orig@x.example")
+    assert route(db, reply, group) == [agent]
+    original = make_email(db, subject="Broken", message_id="orig@x.example")
+    assert route(db, original, group) == [agent]
+    case = only_case(db)
+    assert (original.parent_type, original.parent_id, original.link_rule) == (
+        "Case",
+        case.id,
+        "case-thread",
+    )
+    assert (reply.parent_type, reply.parent_id) == ("Case", case.id)
+
+
+def test_mail_of_the_same_thread_whose_reply_opened_a_case_joins_it(db):
+    # Root lost, the later reply (naming the root first in References) came first.
+    group = records.group_account(db)
+    later = make_email(db, subject="Re: x", references=["root@x.example", "mid@x.example"])
+    route(db, later, group)
+    earlier = make_email(db, subject="Re: x", in_reply_to="root@x.example")
+    route(db, earlier, group)
+    assert only_case(db).id == earlier.parent_id == later.parent_id
+
+
 def test_numbers_increase(db):
     group = records.group_account(db)
     records.case(db, 100)

@@ -459,3 +459,21 @@ def test_email_to_case_opens_one_case_for_a_mail_and_its_reply_in_one_batch(
     assert linked(services, "Re: Broken")[1] == linked(services, "Broken")[1]
     with services.session() as s:
         assert s.query(Case).count() == 1
+
+
+def test_email_to_case_opens_one_case_when_the_reply_comes_in_an_earlier_batch(
+    services, imap_server, group
+):
+    # The first import walks newest first, one message a batch here: the reply comes first.
+    deliver_all(
+        services,
+        imap_server,
+        group,
+        {"subject": "Broken", "from_": CONTACT, "message_id": "<q2@acme.example>"},
+        {"subject": "Re: Broken", "from_": CONTACT, "in_reply_to": "<q2@acme.example>"},
+        batch_size=1,
+    )
+    assert linked(services, "Broken")[0] == "Case"
+    assert linked(services, "Re: Broken")[1] == linked(services, "Broken")[1]
+    with services.session() as s:
+        assert s.query(Case).count() == 1
