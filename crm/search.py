@@ -1,7 +1,8 @@
 """Full-text search over a user's mail: subject, body, addresses and names, with filters.
 
-SQLite answers through the FTS5 table `emails_fts`, PostgreSQL through the generated
-`emails.search_vector` (both made by migration 0002). Every word of the query must match, as a prefix, so "invo" finds "invoice" on both
+SQLite answers through the FTS5 table `emails_fts` (migration 0002), PostgreSQL through each
+reader's `email_user_states.search_vector` and its GIN index over (user, words) (migration
+0003). Every word of the query must match, as a prefix, so "invo" finds "invoice" on both
 databases; a word shorter than MIN_PREFIX must match whole ("in" is not every word starting
 with "in", which would cost a scan of most of the index while one types). No Flask here.
 """
@@ -117,21 +118,11 @@ def match(session: Session, words: list[str]):
         return text(
             "emails.id IN (SELECT rowid FROM emails_fts WHERE emails_fts MATCH :q)"
         ).bindparams(q=fts)
-    # PostgreSQL must visit a table row per match. A rare query (few matches in the whole
-    # database) lets its ids drive the lookup; a common one is checked row by row while the
-    # user's list is read newest first, which soon fills a page. Its planner cannot tell the
-    # two apart for prefix queries, hence the bounded probe. (A vector per reader's state row
-    # would find a user's matches directly, but every reader of shared mail would then add its
-    # own copy to the index: ten times the indexing work for a team's group inbox.)
+    # The vector sits on the reader's own state row: the planner either reads the user's
+    # matches from the (user_id, search_vector) index, or, for a common word, checks the
+    # vector while reading the user's list newest first; neither visits a mail row.
     tsquery = " & ".join(f"{w}:*" if _is_prefix(w) else w for w in words)
-    probe = "SELECT id FROM emails WHERE search_vector @@ to_tsquery('simple', :q) LIMIT :n"
-    ids = list(session.scalars(text(probe).bindparams(q=tsquery, n=RARE + 1)))
-    if len(ids) <= RARE:
-        return EmailUserState.email_id.in_(ids)
-    return text("emails.search_vector @@ to_tsquery('simple', :q)").bindparams(q=tsquery)
-
-
-RARE = 2000
+    return text("email_user_states.search_vector @@ to_tsquery('simple', :q)").bindparams(q=tsquery)
 
 
 def _is_prefix(word: str) -> bool:

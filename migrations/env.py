@@ -9,8 +9,14 @@ from crm.db import Base, make_engine
 
 config = context.config
 
-# Search structures made by hand-written SQL (0002_search): not in the models, not to be dropped.
-HAND_MADE = ("emails_fts", "search_vector", "ix_emails_search_vector")
+# Search structures made by hand-written SQL (0002_search, 0003_search_per_reader): not in the
+# models, not to be dropped.
+HAND_MADE = (
+    "emails_fts",
+    "search_vector",
+    "ix_emails_search_vector",
+    "ix_email_user_states_search",
+)
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
