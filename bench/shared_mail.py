@@ -12,6 +12,7 @@ import's delivery step does it (one multi-row statement per batch of 200 mail).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import string
 import sys
@@ -22,12 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import os
-
-os.environ["CRM_TEST_DB"] = "postgresql"
-
 from sqlalchemy import create_engine, insert
 
+from bench.rows import email_row, state_row
 from crm.db import make_session_factory
 from crm.migrations import upgrade
 from crm.models import Email, EmailUserState
@@ -50,24 +48,7 @@ def store_mail(engine, n: int, words: int, first_id: int) -> list[int]:
     ids = list(range(first_id, first_id + n))
     now = datetime(2026, 1, 1)
     rows = [
-        {
-            "id": i,
-            "identity": f"s{i}@bench.example",
-            "message_id": f"s{i}@bench.example",
-            "references": [],
-            "subject": body(6),
-            "body_text": body(words),
-            "body_html": "",
-            "snippet": "",
-            "address_text": "Sam sam@customer.example",
-            "status": "Archived",
-            "has_attachments": False,
-            "is_auto_reply": False,
-            "is_bounce": False,
-            "size": 2000,
-            "problems": [],
-            "created_at": now,
-        }
+        email_row(i, body(6), body(words), now, address_text="Sam sam@customer.example")
         for i in ids
     ]
     with engine.begin() as conn:
@@ -77,22 +58,11 @@ def store_mail(engine, n: int, words: int, first_id: int) -> list[int]:
 
 def time_states(engine, mail_ids: list[int], readers: list[int]) -> float:
     """Seconds to insert one state row per (mail, reader), BATCH mail per statement."""
+    when = datetime(2026, 1, 1)
     started = time.perf_counter()
     for first in range(0, len(mail_ids), BATCH):
-        rows = [
-            {
-                "email_id": m,
-                "user_id": u,
-                "is_read": False,
-                "is_important": False,
-                "in_trash": False,
-                "is_outgoing": False,
-                "sort_date": datetime(2026, 1, 1),
-                "created_at": datetime(2026, 1, 1),
-            }
-            for m in mail_ids[first : first + BATCH]
-            for u in readers
-        ]
+        batch = mail_ids[first : first + BATCH]
+        rows = [state_row(m, u, when) for m in batch for u in readers]
         with engine.begin() as conn:
             conn.execute(insert(EmailUserState), rows)
     return time.perf_counter() - started
@@ -106,6 +76,7 @@ def main() -> None:
         "--schema", default="head", help="migration to measure, e.g. 0002: no per-reader vectors"
     )
     args = parser.parse_args()
+    os.environ["CRM_TEST_DB"] = "postgresql"
     with tempfile.TemporaryDirectory() as tmp:
         url, drop = databases.create_database(Path(tmp))
         try:

@@ -8,8 +8,9 @@ PostgreSQL. Target: every median under 50 ms, and page 500 no slower than page 1
     .venv/bin/python bench/ui.py --db sqlite --scale 0.1
     .venv/bin/python bench/ui.py --reuse              # keep the seeded databases for the next run
 
-With --reuse the seeded databases stay (build/bench-ui/*.sqlite3 and PostgreSQL databases
-crm_bench_ui_<n>) and a later run with the same size measures them without seeding again.
+With --reuse the seeded databases stay (build/bench-ui/crm_bench_ui_<n>.sqlite3, or the
+PostgreSQL database crm_bench_ui_<n>) and a later run of the same size measures them again
+without seeding.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from bench.rows import email_row, state_row
 from crm import create_app
 from crm.config import Config
 from crm.mailbox import PAGE_SIZE, encode_cursor
@@ -38,6 +40,7 @@ from crm.users import create_user
 from tests.support import databases
 from tests.support.redisdb import REDIS_SERVER, claim_index
 
+KEPT_DIR = Path(__file__).resolve().parent.parent / "build" / "bench-ui"
 USERS = 10
 PER_USER = 100_000
 BATCH = 5_000
@@ -91,40 +94,25 @@ def seed(url: str, per_user: int) -> int:
                 body = sentence(40)
                 sender = rng.choice(address_ids)
                 emails.append(
-                    {
-                        "id": email_id,
-                        "identity": f"bench-{email_id}@bench.example",
-                        "message_id": f"bench-{email_id}@bench.example",
-                        "references": [],
-                        "subject": sentence(6),
-                        "from_name": f"Person {sender}",
-                        "from_address_id": sender,
-                        "date_sent": when,
-                        "body_text": body,
-                        "body_html": "",
-                        "snippet": body[:200],
-                        "address_text": f"Person {sender} person{sender}@example user{user_id}@example.com",
-                        "status": "Archived",
-                        "has_attachments": rng.random() < 0.1,
-                        "is_auto_reply": False,
-                        "is_bounce": False,
-                        "size": 2000,
-                        "problems": [],
-                        "created_at": when,
-                    }
+                    email_row(
+                        email_id,
+                        sentence(6),
+                        body,
+                        when,
+                        from_name=f"Person {sender}",
+                        from_address_id=sender,
+                        address_text=f"Person {sender} person{sender}@example user{user_id}@example.com",
+                        has_attachments=rng.random() < 0.1,
+                    )
                 )
                 states.append(
-                    {
-                        "email_id": email_id,
-                        "user_id": user_id,
-                        "folder_id": None,
-                        "is_read": rng.random() < 0.9,
-                        "is_important": rng.random() < 0.02,
-                        "in_trash": False,
-                        "is_outgoing": False,
-                        "sort_date": when,
-                        "created_at": when,
-                    }
+                    state_row(
+                        email_id,
+                        user_id,
+                        when,
+                        is_read=rng.random() < 0.9,
+                        is_important=rng.random() < 0.02,
+                    )
                 )
             with engine.begin() as conn:
                 conn.execute(insert(Email), emails)
@@ -212,7 +200,11 @@ def run(backend: str, per_user: int, runs: int, redis_url: str, reuse: bool) -> 
 
     os.environ["CRM_TEST_DB"] = backend
     with tempfile.TemporaryDirectory() as tmp:
-        url, drop = kept_database(per_user) if reuse else databases.create_database(Path(tmp))
+        if reuse:
+            KEPT_DIR.mkdir(parents=True, exist_ok=True)
+            url, drop = databases.create_database(KEPT_DIR, keep_as=f"crm_bench_ui_{per_user}")
+        else:
+            url, drop = databases.create_database(Path(tmp))
         try:
             user_id = _seeded_user(url, per_user)
             if user_id is None:
@@ -226,21 +218,6 @@ def run(backend: str, per_user: int, runs: int, redis_url: str, reuse: bool) -> 
             return measure(url, user_id, Path(tmp), runs, redis_url)
         finally:
             drop()
-
-
-def kept_database(per_user: int) -> tuple[str, callable]:
-    """(url, nothing to drop) of a bench database that outlives the run, made if missing."""
-    if databases.backend() == "sqlite":
-        folder = Path(__file__).resolve().parent.parent / "build" / "bench-ui"
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder}/ui-{per_user}.sqlite3", lambda: None
-    name = f"crm_bench_ui_{per_user}"
-    admin = create_engine(databases.PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"{databases.PG_SERVER_URL.rpartition('/')[0]}/{name}", lambda: None
 
 
 def _seeded_user(url: str, per_user: int) -> int | None:

@@ -19,14 +19,20 @@ def backend() -> str:
     return os.environ.get("CRM_TEST_DB", "sqlite")
 
 
-def create_database(tmp_dir) -> tuple[str, callable]:
-    """(url, drop) for an empty database of the chosen backend."""
+def create_database(tmp_dir, keep_as: str | None = None) -> tuple[str, callable]:
+    """(url, drop) for an empty database of the chosen backend.
+
+    With `keep_as` (benchmarks) the database is named, outlives the run and is reused when it
+    exists already: SQLite in `tmp_dir`, PostgreSQL under that name; `drop` then does nothing.
+    """
     if backend() == "sqlite":
-        return f"sqlite:///{tmp_dir}/crm-test.sqlite3", lambda: None
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+        return f"sqlite:///{tmp_dir}/{keep_as or 'crm-test'}.sqlite3", lambda: None
+    name = keep_as or f"crm_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     base, _, _ = PG_SERVER_URL.rpartition("/")
 
     def drop():
@@ -34,6 +40,9 @@ def create_database(tmp_dir) -> tuple[str, callable]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
+    if keep_as:
+        admin.dispose()
+        return f"{base}/{name}", lambda: None
     return f"{base}/{name}", drop
 
 
