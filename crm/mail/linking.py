@@ -449,10 +449,11 @@ def _relink_descendants(session: Session, linked: list[Email]) -> list[Email]:
         or_(Email.in_reply_to.in_(identities), Email.thread_root.in_(roots)),
         or_(Email.parent_type.is_(None), Email.link_rule.in_(_REVISABLE)),
     )
+    linked_ids = {e.id for e in linked}
     candidates = [
         m
         for m in session.scalars(stmt)
-        if m.id not in {e.id for e in linked} and identities & set(reference_chain(m))
+        if m.id not in linked_ids and identities & set(reference_chain(m))
     ]
     chains = {m.id: reference_chain(m) for m in candidates}
     replied = _mail_by_identity(session, {ref for chain in chains.values() for ref in chain})

@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
@@ -249,7 +249,7 @@ class _Started:
     candidates: list
     result: importing.BatchResult
     bodies: dict[int, bytes]
-    prepared: object  # a Future, or the prepared dict itself
+    prepared: Future | dict  # parsed in the helper process, or here when not worth it
 
 
 def _start_batch(loop: _Loop, where: _Batches, uids: list[int], parallel: bool) -> _Started:
@@ -275,7 +275,8 @@ def _finish_batch(loop: _Loop, where: _Batches, started: _Started | None) -> Non
         return
     session, ctx = loop.session, loop.ctx
     prepared = started.prepared
-    prepared = prepared.result() if hasattr(prepared, "result") else prepared
+    if isinstance(prepared, Future):
+        prepared = prepared.result()
     importing.apply_prepared(ctx, started.candidates, started.bodies, prepared)
     kept = importing.ignored_after_download(session, ctx, started.candidates)
     result = started.result
