@@ -11,7 +11,12 @@ def test_postgresql_connections_run_without_parallel_workers_or_jit(db):
         pytest.skip("PostgreSQL only")
     assert db.scalar(text("SHOW max_parallel_workers_per_gather")) == "0"
     assert db.scalar(text("SHOW jit")) == "off"
-    assert db.scalar(text("SELECT 1")) == 1  # the connection is usable inside a transaction
+    # The settings are made outside a transaction, then the connection is handed back as it
+    # was: a SET LOCAL takes effect (it would not without a transaction) and ends with it.
+    db.execute(text("SET LOCAL statement_timeout = 1234"))
+    assert db.scalar(text("SHOW statement_timeout")) == "1234ms"
+    db.rollback()
+    assert db.scalar(text("SHOW statement_timeout")) != "1234ms"
 
 
 def test_sqlite_connections_use_wal_and_foreign_keys(db):

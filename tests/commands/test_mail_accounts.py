@@ -9,8 +9,14 @@ from tests.support.mailboxes import raw_message
 
 
 def _cli(app, *args, env=None):
-    result = app.test_cli_runner().invoke(args=["crm", *args], env=env)
-    return result
+    return app.test_cli_runner().invoke(args=["crm", *args], env=env)
+
+
+def _add_account(app, *more, email, host, port, login, password_env, env=None):
+    """`crm account add` for user "rep", plain IMAP, with `more` options after the required ones."""
+    required = ["--user", "rep", "--email", email, "--host", host, "--port", str(port)]
+    required += ["--security", "none", "--login", login, "--password-env", password_env]
+    return _cli(app, "account", "add", *required, *more, env=env)
 
 
 def test_account_add_fetch_and_export(app, make_user, imap_server):
@@ -24,28 +30,17 @@ def test_account_add_fetch_and_export(app, make_user, imap_server):
         ),
         folder="Sent",
     )
-    added = _cli(
+    added = _add_account(
         app,
-        "account",
-        "add",
-        "--user",
-        "rep",
-        "--email",
-        "rep@example.com",
-        "--host",
-        imap_server.host,
-        "--port",
-        str(imap_server.port),
-        "--security",
-        "none",
-        "--login",
-        box,
-        "--password-env",
-        "IMAP_PW",
         "--folders",
         "INBOX,Sent",
         "--since",
         "2001-01-01",
+        email="rep@example.com",
+        host=imap_server.host,
+        port=imap_server.port,
+        login=box,
+        password_env="IMAP_PW",
         env={"IMAP_PW": PASSWORD},
     )
     assert added.exit_code == 0, added.output
@@ -89,24 +84,13 @@ def test_account_add_fetch_and_export(app, make_user, imap_server):
 
 def test_account_add_needs_the_password_variable(app, make_user):
     make_user("rep")
-    result = _cli(
+    result = _add_account(
         app,
-        "account",
-        "add",
-        "--user",
-        "rep",
-        "--email",
-        "a@example.com",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "143",
-        "--security",
-        "none",
-        "--login",
-        "a",
-        "--password-env",
-        "NOT_SET_ANYWHERE",
+        email="a@example.com",
+        host="127.0.0.1",
+        port=143,
+        login="a",
+        password_env="NOT_SET_ANYWHERE",
     )
     assert result.exit_code != 0 and "NOT_SET_ANYWHERE is not set" in result.output
 
@@ -115,26 +99,15 @@ def test_fetch_reports_errors_and_exits_non_zero(app, make_user, imap_server):
     from tests.support.dovecot import free_port
 
     make_user("rep")
-    added = _cli(
+    added = _add_account(
         app,
-        "account",
-        "add",
-        "--user",
-        "rep",
-        "--email",
-        "a@example.com",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(free_port()),
-        "--security",
-        "none",
-        "--login",
-        "a",
-        "--password-env",
-        "PW",
         "--since",
         "2020-01-01",
+        email="a@example.com",
+        host="127.0.0.1",
+        port=free_port(),
+        login="a",
+        password_env="PW",
         env={"PW": "x"},
     )
     result = _cli(app, "fetch", "--json")
