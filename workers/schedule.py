@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from redis import Redis
 from rq_scheduler import Scheduler
 from sqlalchemy.orm import Session
 
 from crm import settings
+from crm.db import utcnow
 from workers.queue import JsonJob
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def reconcile(
         if job_id in changes["kept"]:
             continue
         scheduler.schedule(
-            scheduled_time=datetime.now(UTC).replace(tzinfo=None),
+            scheduled_time=utcnow(),
             func=p.func,
             interval=p.interval,
             repeat=None,
