@@ -102,7 +102,8 @@ def init_app(app: Flask, services_: Services) -> None:
     app.extensions["crm"] = services_
     app.teardown_appcontext(_close_db)
     app.after_request(_security_headers)
-    app.context_processor(_context)
+    # Globals, not context: macros imported without context ("{% from ... import %}") see them.
+    app.jinja_env.globals.update(has_endpoint=has_endpoint, nav_items=_nav_items)
 
 
 # Main navigation: (label, endpoint, url kwargs); entries whose area is not installed are hidden.
@@ -134,6 +135,3 @@ def _nav_items():
 def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
 
-
-def _context():
-    return {"nav_items": _nav_items, "has_endpoint": has_endpoint}

@@ -283,3 +283,17 @@ def test_links_panel_is_embedded_when_linking_is_installed(user_client, db, rep,
     page = user_client.get(f"/mail/{mail}").get_data(as_text=True)
     if "linking.email_panel" in app.view_functions:
         assert f'hx-get="/linking/email/{mail}/panel" hx-trigger="load"' in page
+
+
+def test_a_mail_linked_to_a_record_opens_with_a_link_to_it(user_client, db, rep):
+    """The parent macro is imported without context; it must still render (it answered 500)."""
+    from crm.models import Account
+
+    account = Account(name="Électricité du Rhône SA", assigned_user_id=rep.id)
+    db.add(account)
+    db.flush()
+    mail = make_email(db, users=[rep.id], subject="Faktura 2026/11", parent=account).id
+    db.commit()
+    response = user_client.get(f"/mail/{mail}")
+    assert response.status_code == 200
+    assert f'href="/records/accounts/{account.id}"' in response.get_data(as_text=True)
