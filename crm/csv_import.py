@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass, field
 
 from charset_normalizer import from_bytes
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm import addressbook, records
 from crm.access import visible
 from crm.mail.address import normalise_address
-from crm.models import Account, Lead, User
+from crm.models import Lead, User
 
 # Importable fields per kind; the first ones are the documented columns.
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -186,11 +186,6 @@ def _holder(session: Session, kind: str, addresses: list[str], actor: User):
     return session.scalars(stmt).first()
 
 
-def _account_named(session: Session, name: str, actor: User) -> Account | None:
-    stmt = visible(select(Account), Account, actor).where(func.lower(Account.name) == name.lower())
-    return session.scalars(stmt.order_by(Account.id)).first()
-
-
 def _upsert(session: Session, kind: str, record, values: dict, addresses: list[str], actor) -> str:
     """Create the record or fill in the given (non-empty) values; addresses are added."""
     spec = records.KINDS[kind]
@@ -211,7 +206,7 @@ def _import_account(session: Session, values: dict, actor: User) -> str:
         raise ValueError("name is required")
     record = _holder(session, "accounts", addresses, actor) if addresses else None
     if record is None and not addresses:
-        record = _account_named(session, name, actor)
+        record = records.account_named(session, name, actor)
     fields = {k: values.get(k, "") for k in ("name", "website", "phone", "description")}
     return _upsert(session, "accounts", record, fields, addresses, actor)
 
@@ -233,7 +228,7 @@ def _import_contact(session: Session, values: dict, actor: User) -> str:
         k: values.get(k, "") for k in ("first_name", "last_name", "phone", "title", "description")
     }
     if account_name:
-        account = _account_named(session, account_name, actor)
+        account = records.account_named(session, account_name, actor)
         if account is None:
             account = records.create_record(
                 session, records.KINDS["accounts"], {"name": account_name}, actor

@@ -22,11 +22,18 @@ from crm.models import (
     Team,
     User,
 )
+from crm.models.records import name_key
 from crm.pagination import PER_PAGE, Page, paginate
 from crm.record_forms import PARENT_TYPES, RecordError, clean, form_data, options, split_addresses
 from crm.record_kinds import KIND_OF_TYPE, KINDS, Kind
 
 __all__ = ["KINDS", "Kind", "RecordError", "clean", "form_data", "options", "split_addresses"]
+
+
+def account_named(session: Session, name: str, actor: User) -> Account | None:
+    """The oldest account the actor sees whose name is `name`, ignoring case (any script)."""
+    stmt = visible(select(Account), Account, actor).where(Account.name_key == name_key(name))
+    return session.scalars(stmt.order_by(Account.id)).first()
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -113,9 +120,9 @@ def convert_lead(session: Session, lead: Lead, actor: User) -> Contact:
     }
     account = None
     if lead.account_name:
-        account = session.scalars(
-            visible(select(Account), Account, actor).where(Account.name == lead.account_name)
-        ).first() or Account(name=lead.account_name, **owner)
+        account = account_named(session, lead.account_name, actor) or Account(
+            name=lead.account_name, **owner
+        )
     contact = Contact(
         first_name=lead.first_name,
         last_name=lead.last_name,

@@ -1,5 +1,5 @@
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm import addressbook, csv_import
 from crm.models import Account, Contact, Lead, User
@@ -156,3 +156,49 @@ def test_mapping_from_choices_refuses_a_field_twice():
         csv_import.mapping_from_choices("leads", headers, ["email", "email", ""])
     with pytest.raises(csv_import.UnreadableFile, match="at least one"):
         csv_import.mapping_from_choices("leads", headers, ["", "", "nonsense"])
+
+
+def test_account_names_match_ignoring_case_in_any_script(db, rep):
+    """SQLite's lower() folds ASCII only: these names each became five accounts there."""
+    rows = [
+        ("Eva", "Nováková", "Électricité du Rhône SA"),
+        ("Jean", "Dupont", "ÉLECTRICITÉ DU RHÔNE SA"),
+        ("Ivan", "Petrov", "АО «Волга-Пром»"),
+        ("Olga", "Smirnova", "ао «ВОЛГА-ПРОМ»"),
+        ("Pavel", "Sokolov", "ЗАО «УралМетКомплект»"),
+        ("Anna", "Volkova", "зао «уралметкомплект»"),
+        # Upper-case ß is SS: lower() cannot match these on either database, case folding does.
+        ("Jonas", "Weiß", "Großhandel Weiß GmbH"),
+        ("Lea", "Maier", "GROSSHANDEL WEISS GMBH"),
+    ]
+    text = "first_name,last_name,account\n" + "".join(f"{f},{la},{a}\n" for f, la, a in rows)
+    _run(db, "contacts", text, rep)
+    names = db.scalars(select(Account.name).order_by(Account.id)).all()
+    assert names == [
+        "Électricité du Rhône SA",
+        "АО «Волга-Пром»",
+        "ЗАО «УралМетКомплект»",
+        "Großhandel Weiß GmbH",
+    ]
+    accounts = {c.last_name: c.account_id for c in db.scalars(select(Contact))}
+    assert accounts["Dupont"] == accounts["Nováková"] and accounts["Weiß"] == accounts["Maier"]
+    report = _run(db, "accounts", "name\nélectricité du rhône sa\nЗАО «УРАЛМЕТКОМПЛЕКТ»\n", rep)
+    assert (report.created, report.updated) == (0, 2)
+    assert db.scalar(select(func.count()).select_from(Account)) == 4
+
+
+def test_converting_a_lead_finds_its_company_ignoring_case(db, rep):
+    from crm import records
+
+    _run(db, "accounts", "name\nÖsterreichische Feinmechanik GmbH\n", rep)
+    _run(
+        db,
+        "leads",
+        "first_name,last_name,account_name\nLena,Huber,ÖSTERREICHISCHE FEINMECHANIK GMBH\n",
+        rep,
+    )
+    lead = db.scalars(select(Lead)).one()
+    contact = records.convert_lead(db, lead, rep)
+    db.commit()
+    assert contact.account.name == "Österreichische Feinmechanik GmbH"
+    assert db.scalar(select(func.count()).select_from(Account)) == 1

@@ -35,3 +35,87 @@ def test_migrations_match_the_models(database_url):
     from crm.migrations import alembic_config
 
     command.check(alembic_config(database_url))
+
+
+# --- 0004: accounts the CSV import duplicated are merged ------------------------------------
+
+NOW = "2026-01-01 00:00:00"
+
+
+def _insert(conn, table: str, **values) -> None:
+    from sqlalchemy import text
+
+    columns = ", ".join(f'"{c}"' for c in values)
+    marks = ", ".join(f":{c}" for c in values)
+    conn.execute(text(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'), values)
+
+
+def _account(conn, id_, name, team=None, phone=""):
+    _insert(
+        conn, "accounts", id=id_, name=name, website="", phone=phone, description="",
+        team_id=team, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+
+
+def _seed_duplicates(conn) -> None:
+    _insert(conn, "teams", id=1, name="South")
+    _account(conn, 1, "Électricité du Rhône SA")
+    _account(conn, 2, "ÉLECTRICITÉ DU RHÔNE SA", phone="+33 4 00 00 00")
+    _account(conn, 3, "électricité  du rhône sa")
+    _account(conn, 4, "Électricité du Rhône SA", team=1)  # another team's: stays apart
+    _account(conn, 5, "АО «Волга-Пром»")
+    _account(conn, 6, "ао «волга-пром»")
+    person = {"title": "", "first_name": "Eva", "phone": "", "created_at": NOW, "updated_at": NOW}
+    _insert(conn, "contacts", id=1, last_name="Nováková", account_id=2, description="", **person)
+    _insert(conn, "contacts", id=2, last_name="Král", account_id=6, description="", **person)
+    _insert(
+        conn, "emails", id=1, identity="m1@x", references="[]", subject="Faktura", from_name="",
+        body_text="", body_html="", snippet="", address_text="", status="Archived",
+        has_attachments=False, is_auto_reply=False, is_bounce=False, size=0, problems="[]",
+        created_at=NOW, parent_type="Account", parent_id=3, account_id=3,
+    )  # fmt: skip
+    _insert(
+        conn, "tasks", id=1, name="Call back", status="Not Started", parent_type="Account",
+        parent_id=2, created_at=NOW, updated_at=NOW, description="",
+    )  # fmt: skip
+    for id_, addr in ((1, "info@edr.example"), (2, "sales@edr.example")):
+        _insert(conn, "email_addresses", id=id_, address=addr, lower=addr, opted_out=False,
+                invalid=False)  # fmt: skip
+    _insert(conn, "email_address_links", id=1, address_id=1, entity_type="Account", entity_id=1,
+            is_primary=True)  # fmt: skip
+    _insert(conn, "email_address_links", id=2, address_id=1, entity_type="Account", entity_id=2,
+            is_primary=True)  # fmt: skip
+    _insert(conn, "email_address_links", id=3, address_id=2, entity_type="Account", entity_id=3,
+            is_primary=True)  # fmt: skip
+
+
+def test_0004_merges_accounts_whose_names_differ_only_in_case(tmp_path):
+    from sqlalchemy import text
+
+    url, drop = create_database(tmp_path)
+    engine = make_engine(url)
+    try:
+        upgrade(url, "0003")
+        with engine.begin() as conn:
+            _seed_duplicates(conn)
+        upgrade(url, "0004")
+        with engine.connect() as conn:
+            accounts = dict(conn.execute(text("SELECT id, phone FROM accounts ORDER BY id")).all())
+            assert accounts == {1: "+33 4 00 00 00", 4: "", 5: ""}
+            contacts = conn.execute(text("SELECT id, account_id FROM contacts ORDER BY id")).all()
+            assert [tuple(r) for r in contacts] == [(1, 1), (2, 5)]
+            mail = conn.execute(text("SELECT parent_id, account_id FROM emails")).one()
+            assert tuple(mail) == (1, 1)
+            assert conn.scalar(text("SELECT parent_id FROM tasks")) == 1
+            links = conn.execute(
+                text(
+                    "SELECT address_id, entity_id, is_primary FROM email_address_links "
+                    "ORDER BY address_id"
+                )
+            ).all()
+            assert [tuple(r) for r in links] == [(1, 1, True), (2, 1, False)]
+            keys = conn.execute(text("SELECT name_key FROM accounts ORDER BY id")).scalars().all()
+            assert keys == ["électricité du rhône sa"] * 2 + ["ао «волга-пром»"]
+    finally:
+        engine.dispose()
+        drop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm.db import Base, utcnow
 
@@ -35,13 +36,29 @@ class RecordMixin:
     description: Mapped[str] = mapped_column(Text, default="")
 
 
+def name_key(name: str) -> str:
+    """What two names are compared by: Unicode case folding, NFKC, runs of spaces as one.
+
+    Computed here rather than by the database's lower(): SQLite's folds ASCII only, so
+    "ÉLECTRICITÉ" and "électricité" differed there and the CSV import made a copy per row.
+    """
+    return " ".join(unicodedata.normalize("NFKC", name or "").casefold().split())[:255]
+
+
 class Account(RecordMixin, Base):
     __tablename__ = "accounts"
     entity_type = "Account"
     name: Mapped[str] = mapped_column(String(255), index=True)
+    # name_key(name), kept in step by the validator below; accounts are found by name through it.
+    name_key: Mapped[str] = mapped_column(String(255), index=True, default="")
     website: Mapped[str] = mapped_column(String(255), default="")
     phone: Mapped[str] = mapped_column(String(64), default="")
     contacts: Mapped[list[Contact]] = relationship(back_populates="account")
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, value: str) -> str:
+        self.name_key = name_key(value)
+        return value
 
     @property
     def display_name(self) -> str:
