@@ -1,5 +1,12 @@
 """Entry point: `gunicorn app:app`, `flask --app app ...`."""
 
-from crm import create_app
+import sys
 
-app = create_app()
+from crm import create_app
+from crm.config import StartupError
+
+try:
+    app = create_app()
+except StartupError as exc:
+    # One line that says why, instead of a traceback or Flask's "No such command 'db'".
+    sys.exit(f"Mail CRM cannot start: {exc}")

@@ -15,6 +15,23 @@ def _instance_dir() -> Path:
     )
 
 
+class StartupError(Exception):
+    """The app cannot start with this configuration; the message says why, in one line."""
+
+
+# Hosting platforms hand out postgres:// and postgresql:// URLs; SQLAlchemy reads the first as
+# an unknown dialect and the second as psycopg2, which is not installed. Both mean psycopg 3.
+_POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL for a DATABASE_URL, PostgreSQL always through psycopg 3."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 @dataclass
 class Config:
     # Where the SQLite file, the secrets key and other local state live by default.
@@ -45,6 +62,7 @@ class Config:
         self.instance_dir = Path(self.instance_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.instance_dir / 'crm.sqlite3'}"
+        self.database_url = sqlalchemy_url(self.database_url)
         if self.data_dir == Path():
             self.data_dir = self.instance_dir / "data"
         self.data_dir = Path(self.data_dir)

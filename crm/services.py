@@ -10,18 +10,35 @@ import secrets as _secrets
 from functools import cached_property
 
 from redis import Redis
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from crm.config import Config
+from crm.config import Config, StartupError
 from crm.db import make_engine, make_session_factory
 from crm.secrets import SecretBox, new_key
 from crm.storage import BlobStore
 
 
+def _engine(url: str):
+    try:
+        return make_engine(url)
+    except (ArgumentError, ImportError) as exc:  # NoSuchModuleError is an ArgumentError
+        raise StartupError(f"DATABASE_URL {_shown(url)} cannot be used: {exc}") from exc
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for an error message."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except ArgumentError:
+        return "(not a URL)"
+
+
 class Services:
     def __init__(self, config: Config):
         self.config = config
-        self.engine = make_engine(config.database_url)
+        self.engine = _engine(config.database_url)
         self.Session = make_session_factory(self.engine)
         # Domain code that signs or verifies (thread tokens) reads the key lazily from its session.
         self.Session.configure(info={"secret_key": self.secret_key})

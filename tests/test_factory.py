@@ -1,3 +1,5 @@
+import pytest
+
 from crm import create_app
 from crm.config import Config
 
@@ -56,3 +58,45 @@ def test_domain_never_imports_flask_or_rq():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in {"flask", "rq", "flask_login"}, (path, name)
+
+
+def _flask(tmp_path, database_url: str, *args: str):
+    """`flask --app app ...` as `make run` calls it, with this DATABASE_URL."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DATABASE_URL": database_url, "CRM_INSTANCE_DIR": str(tmp_path)}
+    flask = [sys.executable, "-m", "flask", "--app", "app", *args]
+    return subprocess.run(
+        flask, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize("scheme", ["postgresql://", "postgres://"])
+def test_hosting_platform_database_urls_mean_postgresql_through_psycopg(tmp_path, scheme):
+    from tests.support.databases import PG_SERVER_URL
+
+    url = scheme + PG_SERVER_URL.split("://", 1)[1]
+    assert Config(database_url=url).database_url == PG_SERVER_URL
+    done = _flask(tmp_path, url, "db", "current")
+    assert done.returncode == 0, done.stderr
+    assert "No such command" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("mysql://crm:hunter2@db.example/crm", "No module named"),
+        ("postgresql+psycopg2://crm:hunter2@db.example/crm", "No module named 'psycopg2'"),
+        ("not a url", "Could not parse"),
+    ],
+)
+def test_an_unusable_database_url_is_one_line_that_says_why(tmp_path, url, reason):
+    done = _flask(tmp_path, url, "db", "upgrade")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Mail CRM cannot start: DATABASE_URL")
+    assert reason in lines[0] and "hunter2" not in lines[0]
