@@ -63,3 +63,30 @@ def test_a_failing_account_does_not_stop_the_others(
     jobs.dispatch_fetches()
     _drain(redis)
     assert list(db.scalars(select(Email.message_id))) == ["ok@test.example"]
+
+
+def test_the_worker_process_runs_jobs_without_warnings(redis, redis_url, tmp_path):
+    """`make run`'s worker: starts quietly (rq's CLI warned twice about --serializer)."""
+    import os
+    import subprocess
+    import sys
+
+    queue = mail_queue(redis, "mail")
+    job = queue.enqueue("os.getpid")
+    env = {**os.environ, "REDIS_URL": redis_url, "CRM_QUEUE": "mail"}
+    env["CRM_INSTANCE_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-m", "workers.worker", "--burst"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "used more than once" not in done.stderr + done.stdout
+    assert job.get_status(refresh=True) == "finished"
+
+
+def test_the_procfile_starts_that_worker():
+    from pathlib import Path
+
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
+    worker = next(line for line in procfile.splitlines() if line.startswith("worker:"))
+    assert worker.split()[1:] == ["-m", "workers.worker"]

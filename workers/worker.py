@@ -1,0 +1,32 @@
+"""The worker process (Procfile: worker): an RQ worker with its scheduler on the mail queue.
+
+Started from here rather than with `rq worker`: rq 1.16's command line declares --serializer
+twice and click warns about it at every start; the JSON serializer and our job class are set
+in one place (workers.queue) instead of on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from redis import Redis
+from rq import Worker
+
+from crm.config import Config
+from workers.queue import JsonJob, mail_queue
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Work the configured queue until stopped (or, with --burst, until it is empty)."""
+    parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
+    parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    args = parser.parse_args(argv)
+    config = Config.from_env()
+    connection = Redis.from_url(config.redis_url)
+    queue = mail_queue(connection, config.queue_name)
+    worker = Worker([queue], connection=connection, serializer=queue.serializer, job_class=JsonJob)
+    worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
+
+
+if __name__ == "__main__":
+    main()
