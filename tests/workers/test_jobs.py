@@ -89,4 +89,4 @@ def test_the_procfile_starts_that_worker():
 
     procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
     worker = next(line for line in procfile.splitlines() if line.startswith("worker:"))
-    assert worker.split()[1:] == ["-m", "workers.worker"]
+    assert worker.split()[2:] == ["-m", "workers.worker"]
