@@ -179,3 +179,38 @@ document.addEventListener("click", function (evt) {
   var flag = button.form && button.form.querySelector("input[name=confirmed]");
   if (flag) { flag.value = "yes"; }
 }, true);
+
+// The mail body frame takes the height of its content. It is sandboxed without allow-scripts,
+// so nothing in the mail runs; allow-same-origin lets this page read the document's height.
+(function () {
+  "use strict";
+
+  function fit(frame) {
+    var doc = frame.contentDocument;
+    if (!doc || !doc.body) { return; }
+    var html = doc.documentElement;
+    var height = Math.max(html.offsetHeight, doc.body.scrollHeight);
+    if (html.scrollWidth > html.clientWidth) { height += 20; }  // room for a horizontal scrollbar
+    var borders = frame.offsetHeight - frame.clientHeight;
+    frame.style.height = (height + borders) + "px";
+  }
+
+  function fitAll() { document.querySelectorAll("iframe.mailbody").forEach(fit); }
+
+  // load does not bubble, but it can be caught on its way down; images inside delay it.
+  document.addEventListener("load", function (evt) {
+    var el = evt.target;
+    if (el && el.matches && el.matches("iframe.mailbody")) { fit(el); }
+  }, true);
+  var pending = false;
+  window.addEventListener("resize", function () {
+    if (pending) { return; }
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; fitAll(); });
+  });
+  // A frame that finished loading before this script ran.
+  document.querySelectorAll("iframe.mailbody").forEach(function (frame) {
+    var doc = frame.contentDocument;
+    if (doc && doc.readyState === "complete" && doc.body && doc.body.firstChild) { fit(frame); }
+  });
+})();

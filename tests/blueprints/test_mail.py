@@ -83,7 +83,9 @@ def test_html_body_is_sanitised_inside_a_sandboxed_iframe(user_client, db, rep):
     db.commit()
     response = user_client.get(f"/mail/{mail}")
     page = response.get_data(as_text=True)
-    assert '<iframe class="mailbody" title="Message body" sandbox=""' in page
+    # allow-same-origin lets mail.js size the frame; scripts, forms, popups stay off.
+    sandbox = re.search(r'<iframe class="mailbody" title="Message body" sandbox="([^"]*)"', page)
+    assert sandbox.group(1).split() == ["allow-same-origin"]
     doc = srcdoc(page)
     assert "Content-Security-Policy" in doc and "default-src &#39;none&#39;" in doc
     assert "<b>there</b>" in doc
@@ -283,6 +285,16 @@ def test_links_panel_is_embedded_when_linking_is_installed(user_client, db, rep,
     page = user_client.get(f"/mail/{mail}").get_data(as_text=True)
     if "linking.email_panel" in app.view_functions:
         assert f'hx-get="/linking/email/{mail}/panel" hx-trigger="load"' in page
+
+
+def test_records_and_people_sit_beside_the_headers_above_the_body(user_client, db, rep, app):
+    mail = make_email(db, users=[rep.id], html="<p>Body</p>").id
+    db.commit()
+    page = user_client.get(f"/mail/{mail}").get_data(as_text=True)
+    top = page[page.index('class="mailtop"') : page.index('<iframe class="mailbody"')]
+    assert 'class="mailhead' in top
+    if "linking.email_panel" in app.view_functions:
+        assert f'hx-get="/linking/email/{mail}/panel"' in top
 
 
 def test_a_mail_linked_to_a_record_opens_with_a_link_to_it(user_client, db, rep):

@@ -1,0 +1,80 @@
+"""The mail pages in Chromium: the body frame's height, the list's star, undo and Back."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.session import sign_in
+from tests.factories import make_email
+
+pytestmark = pytest.mark.browser
+LONG = "".join(
+    f"<p>Paragraph {n}: the terms of our agreement, point by point.</p>" for n in range(80)
+)
+
+
+@pytest.fixture
+def rep(make_user):
+    return make_user("rep", ["rep@example.com"])
+
+
+def frame_fit(page) -> dict:
+    """The body frame's height, the height of what it shows, and whether its document is in."""
+    body = page.frame_locator("iframe.mailbody").locator("body")
+    expect(body).not_to_be_empty()
+    inner = body.evaluate(
+        "b => ({content: b.ownerDocument.documentElement.scrollHeight, view: window.innerHeight})"
+    )
+    return inner | {"frame": page.locator("iframe.mailbody").bounding_box()["height"]}
+
+
+def wait_for_fit(page):
+    # The frame is sized by the page once its document has loaded.
+    page.wait_for_function(
+        """() => { const f = document.querySelector('iframe.mailbody');
+                   return f && f.style.height !== ''; }"""
+    )
+
+
+def test_the_body_frame_grows_to_a_long_mail_and_stays_small_for_a_short_one(
+    live_server, browser, db, rep
+):
+    long = make_email(db, users=[rep], subject="Contract terms", html=LONG).id
+    short = make_email(db, users=[rep], subject="Thanks", html="<p>Thank you!</p>").id
+    db.commit()
+    page = browser
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/mail/{long}")
+    wait_for_fit(page)
+    fit = frame_fit(page)
+    assert fit["content"] > 1500  # the mail really is long
+    assert fit["view"] >= fit["content"]  # the frame shows all of it: no scrollbar inside
+    page.goto(f"{live_server}/mail/{short}")
+    wait_for_fit(page)
+    fit = frame_fit(page)
+    assert fit["view"] >= fit["content"]
+    assert fit["frame"] < 150
+
+
+def test_the_body_frame_is_sandboxed_without_scripts(live_server, browser, db, rep):
+    """allow-same-origin lets the page read the frame's height; with no allow-scripts beside it,
+    nothing in the mail can run, so it cannot use that origin either."""
+    mail = make_email(db, users=[rep], html="<p>Hello</p>").id
+    db.commit()
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/mail/{mail}")
+    frame = page.locator("iframe.mailbody")
+    expect(frame).to_have_attribute("sandbox", "allow-same-origin")
+    expect(page.frame_locator("iframe.mailbody").locator("body")).to_contain_text("Hello")
+    # Even a script put into the frame's document from outside does not run there.
+    ran = page.evaluate(
+        """() => { const doc = document.querySelector('iframe.mailbody').contentDocument;
+                   const s = doc.createElement('script');
+                   s.textContent = 'window.parent.ranInFrame = true';
+                   doc.body.appendChild(s);
+                   return window.ranInFrame === true; }"""
+    )
+    assert ran is False
