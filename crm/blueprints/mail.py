@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, current_app, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -48,10 +50,37 @@ def show(email_id: int):
 
 def _context(email) -> dict:
     return {
+        "back": _back(email.id),
         "state": mailbox.state_of(db(), current_user.id, email.id),
         "folders": mailbox.visible_folders(db(), current_user),
         "may_delete": mailbox_actions.may_delete(db(), current_user),
     }
+
+
+def _back(email_id: int) -> str:
+    """Where "Back" leads: the list the reader came from (a path on this site), else the Inbox.
+
+    The list's links carry it as `back`; a link without one (a record's History) leaves the
+    Referer, used only when it is this site's own page and not this mail again.
+    """
+    here = url_for("mail.show", email_id=email_id)
+    for candidate in (request.values.get("back"), _referer_path()):
+        path = urlsplit(candidate or "").path
+        if web.is_safe_local_path(candidate) and path != here and not path.startswith(here + "/"):
+            return candidate
+    return url_for("inbox.index")
+
+
+def _back_arg(back: str) -> dict:
+    """`back` for a URL back to the mail, left out when it is the Inbox anyway."""
+    return {} if back == url_for("inbox.index") else {"back": back}
+
+
+def _referer_path() -> str | None:
+    parts = urlsplit(request.referrer or "")
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _inline_url(email_id: int):
@@ -72,9 +101,12 @@ def _signer() -> URLSafeTimedSerializer:
 def act(email_id: int):
     email = get_or_404(mailbox.readable(db(), current_user, email_id))
     action = request.form.get("action", "")
+    back = _back(email_id)
     if action == "delete" and request.form.get("confirmed") != "yes":
-        back = url_for("mail.show", email_id=email.id)
-        return inbox.confirm_delete([email.id], "inbox", request.path, back)
+        # The confirmation's form carries the way back in its URL.
+        action_url = url_for("mail.act", email_id=email_id, **_back_arg(back))
+        here = url_for("mail.show", email_id=email_id, **_back_arg(back))
+        return inbox.confirm_delete([email_id], "inbox", action_url, here)
     try:
         done = mailbox_actions.apply(
             db(), current_user, action, [email.id], request.form.get("target")
@@ -84,21 +116,22 @@ def act(email_id: int):
     db().commit()
     mailbox_actions.drop_unreferenced_blobs(db(), services().blobs, done.blobs)
     if action == "delete":
-        return _gone()
+        return _gone(back)
     if is_htmx():
         db().refresh(email)
         return trigger(
             fragment("mail/_actions.html", email=email, **_context(email)), "mail-changed"
         )
-    return redirect(url_for("mail.show", email_id=email.id), 303)
+    return redirect(url_for("mail.show", email_id=email_id, **_back_arg(back)), 303)
 
 
-def _gone():
+def _gone(back: str):
+    """A deleted mail: back to the list the reader came from."""
     if is_htmx():
         response = make_response("", 200)
-        response.headers["HX-Redirect"] = url_for("inbox.index")
+        response.headers["HX-Redirect"] = back
         return response
-    return redirect(url_for("inbox.index"), 303)
+    return redirect(back, 303)
 
 
 @bp.post("/<int:email_id>/trust-sender")
@@ -107,7 +140,7 @@ def trust_sender(email_id: int):
     email = get_or_404(mailbox.readable(db(), current_user, email_id))
     reading.trust_sender(db(), current_user.id, email)
     db().commit()
-    return redirect(url_for("mail.show", email_id=email.id), 303)
+    return redirect(url_for("mail.show", email_id=email.id, **_back_arg(_back(email.id))), 303)
 
 
 @bp.get("/<int:email_id>/attachments/<int:attachment_id>")

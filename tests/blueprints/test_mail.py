@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -309,3 +310,57 @@ def test_a_mail_linked_to_a_record_opens_with_a_link_to_it(user_client, db, rep)
     response = user_client.get(f"/mail/{mail}")
     assert response.status_code == 200
     assert f'href="/records/accounts/{account.id}"' in response.get_data(as_text=True)
+
+
+def back_link(page: str) -> str:
+    return htmllib.unescape(
+        re.search(r'<a class="button secondary" href="([^"]*)" rel="up">', page).group(1)
+    )
+
+
+def test_the_list_sends_its_own_address_along_for_back(user_client, db, rep):
+    from crm.folders import create_folder
+
+    folder = create_folder(db, rep.id, "Projects")
+    mail = make_email(db, users=[rep.id], subject="Kickoff", folder_id=folder.id).id
+    db.commit()
+    listing = user_client.get(f"/inbox/{folder.id}").get_data(as_text=True)
+    assert f'href="/mail/{mail}?back=/inbox/{folder.id}"' in listing
+    page = user_client.get(f"/mail/{mail}?back=/inbox/{folder.id}").get_data(as_text=True)
+    assert back_link(page) == f"/inbox/{folder.id}"
+
+
+def test_back_returns_to_a_search_and_its_page(user_client, db, rep):
+    mail = make_email(db, users=[rep.id], subject="Invoice 77").id
+    db.commit()
+    back = "/inbox/search?q=invoice&after=abc"
+    page = user_client.get(f"/mail/{mail}", query_string={"back": back}).get_data(as_text=True)
+    assert back_link(page) == back
+    # Actions without JS come back to the mail with the same way back.
+    response = user_client.post(f"/mail/{mail}/action", data={"action": "important", "back": back})
+    assert response.status_code == 303
+    location = urlsplit(response.headers["Location"])
+    assert location.path == f"/mail/{mail}" and parse_qs(location.query) == {"back": [back]}
+
+
+@pytest.mark.parametrize(
+    "back", ["https://evil.example/", "//evil.example/inbox", "javascript:alert(1)", "/\\evil"]
+)
+def test_back_never_leaves_the_site(user_client, db, rep, back):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    page = user_client.get(f"/mail/{mail}", query_string={"back": back}).get_data(as_text=True)
+    assert back_link(page) == "/inbox/"
+
+
+def test_without_back_the_referring_page_of_this_site_is_used(user_client, db, rep):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+
+    def back_from(referer):
+        headers = {"Referer": referer}
+        return back_link(user_client.get(f"/mail/{mail}", headers=headers).get_data(as_text=True))
+
+    assert back_from("http://localhost/records/contacts/4?page=2") == "/records/contacts/4?page=2"
+    assert back_from("http://evil.example/records/contacts/4") == "/inbox/"
+    assert back_from(f"http://localhost/mail/{mail}/action") == "/inbox/"

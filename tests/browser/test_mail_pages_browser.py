@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -78,3 +80,29 @@ def test_the_body_frame_is_sandboxed_without_scripts(live_server, browser, db, r
                    return window.ranInFrame === true; }"""
     )
     assert ran is False
+
+
+def test_back_returns_to_the_search_the_mail_was_opened_from(live_server, browser, db, rep):
+    from crm.folders import create_folder
+
+    folder = create_folder(db, rep, "Projects")
+    make_email(db, users=[rep], subject="Invoice 2291 overdue")
+    make_email(db, users=[rep], subject="Team lunch", folder_id=folder.id)
+    db.commit()
+    page = browser
+    sign_in(page, live_server)
+    page.get_by_role("searchbox", name="Search mail").fill("invoice")
+    page.get_by_role("searchbox", name="Search mail").press("Enter")
+    expect(page).to_have_url(re.compile(r"/inbox/search\?.*q=invoice"))
+    searched = page.url
+    page.locator("#rows tr.mailrow", has_text="Invoice 2291").get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Invoice 2291 overdue")).to_be_visible()
+    page.get_by_role("button", name="☆ Important").click()  # an action on the way
+    expect(page.get_by_role("button", name="★ Not important")).to_be_visible()
+    page.get_by_role("link", name="Back").click()
+    expect(page).to_have_url(searched)
+    expect(page.locator("#rows tr.mailrow")).to_have_count(1)
+    page.goto(f"{live_server}/inbox/{folder.id}")
+    page.locator("#rows tr.mailrow").first.get_by_role("link").click()
+    page.get_by_role("link", name="Back").click()
+    expect(page).to_have_url(f"{live_server}/inbox/{folder.id}")
