@@ -104,6 +104,15 @@ def test_pane_fragment_counts_unread(user_client, db, rep):
         assert f'data-drop-target="{folder.id}"' in html
 
 
+@pytest.mark.parametrize("url", ["/inbox/", "/inbox/pane", "/inbox/search?q=x"])
+def test_the_pane_leads_to_the_folders_and_filters_pages(user_client, url):
+    html = user_client.get(url).get_data(as_text=True)
+    assert re.search(r'<a href="/folders/">Manage folders</a>', html)
+    assert re.search(r'<a href="/filters/"[^>]*>Filters</a>', html)
+    for page in ("/folders/", "/filters/"):
+        assert user_client.get(page).status_code == 200
+
+
 @pytest.mark.parametrize("htmx", [False, True])
 def test_bulk_mark_read_and_important(user_client, db, rep, htmx):
     a = make_email(db, users=[rep.id]).id
