@@ -106,3 +106,37 @@ def test_back_returns_to_the_search_the_mail_was_opened_from(live_server, browse
     page.locator("#rows tr.mailrow").first.get_by_role("link").click()
     page.get_by_role("link", name="Back").click()
     expect(page).to_have_url(f"{live_server}/inbox/{folder.id}")
+
+
+def test_the_list_fits_a_1280_pixel_window(live_server, browser, db, rep):
+    from crm.models import Account
+
+    account = Account(
+        name="Électricité du Rhône et des Alpes SA, division Nord", assigned_user_id=rep
+    )
+    db.add(account)
+    db.flush()
+    for n in range(3):
+        make_email(
+            db,
+            users=[rep],
+            subject=f"Order confirmation {n} for the spring campaign, with a rather long subject line",
+            from_name="Customer Service Department of a Large Retailer",
+            text="Dear customer, thank you for your order. " * 10,
+            parent=account,
+        )
+    db.commit()
+    page = browser
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(page, live_server)
+    expect(page.locator("#rows tr.mailrow")).to_have_count(3)
+    sizes = page.evaluate(
+        """() => ({page: document.documentElement.scrollWidth, window: window.innerWidth,
+                   list: document.getElementById('list').getBoundingClientRect().right,
+                   date: document.querySelector('#rows td.when').getBoundingClientRect().right,
+                   table: document.querySelector('table.mail').getBoundingClientRect().right})"""
+    )
+    assert sizes["page"] <= sizes["window"]
+    assert sizes["table"] <= sizes["list"] + 1
+    assert sizes["date"] <= sizes["window"]
+    expect(page.locator("#rows td.when").first).to_be_visible()
