@@ -125,6 +125,20 @@ def act(email_id: int):
     return redirect(url_for("mail.show", email_id=email_id, **_back_arg(back)), 303)
 
 
+@bp.post("/<int:email_id>/star")
+def star(email_id: int):
+    """The list's star: sets Important to `on` (not a toggle, so a double click stays put)."""
+    get_or_404(mailbox.readable(db(), current_user, email_id))
+    important = request.values.get("on") == "1"
+    action = "important" if important else "unimportant"
+    mailbox_actions.apply(db(), current_user, action, [email_id])
+    db().commit()
+    if is_htmx():
+        response = fragment("mail/_star.html", mail_id=email_id, important=important)
+        return trigger(response, "mail-changed")
+    return redirect(_back(email_id), 303)
+
+
 def _gone(back: str):
     """A deleted mail: back to the list the reader came from."""
     if is_htmx():

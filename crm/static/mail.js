@@ -75,7 +75,7 @@
     var row = cursorRow();
     var ids = selectedIds(row && row.getAttribute("data-id"));
     if (!ids.length) { if (!inFlight) { kept = null; } return; }
-    if (action === "important" && row && row.querySelector(".star span")) { action = "unimportant"; }
+    if (action === "important" && row && row.querySelector('.star [aria-pressed="true"]')) { action = "unimportant"; }
     inFlight += 1;
     post("/inbox/actions", {action: action, ids: ids});
   }

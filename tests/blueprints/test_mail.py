@@ -364,3 +364,28 @@ def test_without_back_the_referring_page_of_this_site_is_used(user_client, db, r
     assert back_from("http://localhost/records/contacts/4?page=2") == "/records/contacts/4?page=2"
     assert back_from("http://evil.example/records/contacts/4") == "/inbox/"
     assert back_from(f"http://localhost/mail/{mail}/action") == "/inbox/"
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_the_lists_star_sets_and_clears_important(user_client, db, rep, htmx):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    listing = user_client.get("/inbox/").get_data(as_text=True)
+    assert f'hx-post="/mail/{mail}/star?on=1"' in listing
+    response = user_client.post(f"/mail/{mail}/star?on=1", htmx=htmx)
+    assert state(db, rep.id, mail).is_important
+    if htmx:
+        html = response.get_data(as_text=True)
+        assert 'aria-pressed="true"' in html and f'hx-post="/mail/{mail}/star?on=0"' in html
+        assert "mail-changed" in response.headers["HX-Trigger"]
+    else:
+        assert response.status_code == 303 and response.headers["Location"] == "/inbox/"
+    user_client.post(f"/mail/{mail}/star?on=0", htmx=htmx)
+    assert not state(db, rep.id, mail).is_important
+
+
+def test_star_on_someone_elses_mail_is_404(user_client, db, make_user):
+    other = make_user("other", ["other@example.com"])
+    mail = make_email(db, users=[other]).id
+    db.commit()
+    assert user_client.post(f"/mail/{mail}/star?on=1").status_code == 404

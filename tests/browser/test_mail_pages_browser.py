@@ -140,3 +140,22 @@ def test_the_list_fits_a_1280_pixel_window(live_server, browser, db, rep):
     assert sizes["table"] <= sizes["list"] + 1
     assert sizes["date"] <= sizes["window"]
     expect(page.locator("#rows td.when").first).to_be_visible()
+
+
+def test_the_star_toggles_with_one_click_in_the_list(live_server, browser, db, rep):
+    make_email(db, users=[rep], subject="Proposal")
+    db.commit()
+    page = browser
+    sign_in(page, live_server)
+    star = page.locator("#rows tr.mailrow", has_text="Proposal").locator(".star button")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#pane a", has_text="Important")).to_contain_text("1")  # the pane follows
+    page.reload()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#rows tr.mailrow input[name=ids]:checked")).to_have_count(0)
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "false")
+    page.reload()
+    expect(star).to_have_attribute("aria-pressed", "false")
