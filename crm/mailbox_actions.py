@@ -32,9 +32,19 @@ class ActionError(ValueError):
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where one of a user's mails was: its folder (None = Inbox) and whether it was in Trash."""
+
+    email_id: int
+    folder_id: int | None
+    in_trash: bool
+
+
+@dataclass(frozen=True)
 class Done:
     count: int
     blobs: frozenset[str] = frozenset()  # hashes to check with drop_unreferenced_blobs
+    before: tuple[Placement, ...] = ()  # a move or trash: where the mail was, for undo
 
 
 def apply(
@@ -50,10 +60,43 @@ def apply(
         return Done(0)
     if action in FLAGS:
         return Done(_set(session, user.id, email_ids, FLAGS[action]))
+    before = tuple(placements(session, user.id, email_ids))
     if action in ("trash", "restore"):
         # crm.folders keeps a group folder's trash state shared between its members.
-        return Done(folders.set_trash(session, user, email_ids, action == "trash"))
-    return Done(move(session, user, email_ids, target or ""))
+        return Done(folders.set_trash(session, user, email_ids, action == "trash"), before=before)
+    return Done(move(session, user, email_ids, target or ""), before=before)
+
+
+def placements(session: Session, user_id: int, email_ids: list[int]) -> list[Placement]:
+    """Where the user's copies of these mails are now (mail they do not have is left out)."""
+    stmt = select(S.email_id, S.folder_id, S.in_trash).where(
+        S.user_id == user_id, S.email_id.in_(email_ids)
+    )
+    return [Placement(*row) for row in session.execute(stmt)]
+
+
+def restore(session: Session, user: User, before: list[Placement]) -> int:
+    """Undo a move or trash: put the user's mail back in its folder and Trash state.
+
+    Each step is an ordinary move or trash, with their checks: a folder the user may no longer
+    file in (deleted, or a team they left) keeps the mail where it is now.
+    """
+    now = {p.email_id: p for p in placements(session, user.id, [p.email_id for p in before])}
+    wanted = [p for p in before if p.email_id in now]
+    by_folder: dict[int | None, list[int]] = {}
+    for p in wanted:
+        if now[p.email_id].folder_id != p.folder_id:
+            by_folder.setdefault(p.folder_id, []).append(p.email_id)
+    for folder_id, ids in by_folder.items():
+        target = folders.target_folder(session, user, folder_id) if folder_id else None
+        if folder_id is None or target is not None:
+            folders.move_mail(session, user, ids, target)  # this also takes them out of Trash
+    now = {p.email_id: p for p in placements(session, user.id, [p.email_id for p in wanted])}
+    for in_trash in (True, False):
+        ids = [p.email_id for p in wanted if p.in_trash == in_trash != now[p.email_id].in_trash]
+        if ids:
+            folders.set_trash(session, user, ids, in_trash)
+    return len(wanted)
 
 
 def _set(session: Session, user_id: int, email_ids: list[int], values: dict) -> int:

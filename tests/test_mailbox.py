@@ -176,6 +176,36 @@ def test_move_to_folder_and_back_to_inbox(db, users):
     assert keys(db, rep, "inbox") == [mail.id]
 
 
+def test_undo_puts_moved_and_trashed_mail_back_where_each_was(db, users):
+    rep, ann = users["rep"], users["ann"]
+    projects = create_folder(db, rep.id, "Projects")
+    archive = create_folder(db, rep.id, "Archive")
+    in_inbox = make_email(db, users=[rep.id, ann.id])
+    in_projects = make_email(db, users=[rep.id], folder_id=projects.id)
+    in_trash = make_email(db, users=[rep.id], in_trash=True)
+    ids = [in_inbox.id, in_projects.id, in_trash.id]
+    done = mailbox_actions.apply(db, rep, "move", ids, str(archive.id))
+    assert sorted(keys(db, rep, str(archive.id))) == sorted(ids)
+    assert mailbox_actions.restore(db, rep, list(done.before)) == 3
+    assert keys(db, rep, "inbox") == [in_inbox.id]
+    assert keys(db, rep, str(projects.id)) == [in_projects.id]
+    assert keys(db, rep, "trash") == [in_trash.id]
+    done = mailbox_actions.apply(db, rep, "trash", [in_inbox.id, in_projects.id])
+    mailbox_actions.restore(db, rep, list(done.before))
+    assert keys(db, rep, "inbox") == [in_inbox.id]
+    assert keys(db, rep, str(projects.id)) == [in_projects.id]
+    assert keys(db, ann, "inbox") == [in_inbox.id]  # ann's copy never moved
+
+
+def test_undo_never_files_into_a_folder_not_mine(db, users):
+    rep, ann = users["rep"], users["ann"]
+    theirs = create_folder(db, ann.id, "Ann's")
+    mail = make_email(db, users=[rep.id])
+    forged = [mailbox_actions.Placement(mail.id, theirs.id, False)]
+    mailbox_actions.restore(db, rep, forged)
+    assert keys(db, rep, "inbox") == [mail.id]
+
+
 def test_move_to_a_folder_not_mine_is_refused(db, users):
     rep, ann = users["rep"], users["ann"]
     folder = create_folder(db, ann.id, "Ann's")

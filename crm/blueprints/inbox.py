@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from crm import mailbox, mailbox_actions, search
 from crm.db import utcnow
-from crm.web import db, fragment, get_or_404, is_htmx, page, services, trigger, wants_fragment
+from crm.web import (
+    db,
+    fragment,
+    get_or_404,
+    is_htmx,
+    is_safe_local_path,
+    page,
+    services,
+    trigger,
+    wants_fragment,
+)
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -104,11 +114,62 @@ def _act(action: str, back: str):
         abort(403 if action == "delete" else 404)
     db().commit()
     mailbox_actions.drop_unreferenced_blobs(db(), services().blobs, done.blobs)
+    undo = undo_offer(action, done, request.form.get("target"), url_for("inbox.folder", key=back))
     if is_htmx():
-        return trigger(
-            _show(back if mailbox.resolve(db(), current_user, back) else "inbox"), "mail-changed"
-        )
-    return redirect(url_for("inbox.folder", key=back), 303)
+        listing = _show(back if mailbox.resolve(db(), current_user, back) else "inbox")
+        return offer_undo(trigger(listing, "mail-changed"), undo)
+    return offer_undo(redirect(url_for("inbox.folder", key=back), 303), undo)
+
+
+# --- undo of move and trash -----------------------------------------------------------------
+
+UNDO_LIMIT = 200  # beyond this many mails the notice (and a flashed cookie) would grow too big
+
+
+def undo_offer(action: str, done, target: str | None, back: str) -> dict | None:
+    """What a move or trash offers to undo: a line of text, where each mail was, and a way back."""
+    if action not in ("trash", "move") or not done.before or len(done.before) > UNDO_LIMIT:
+        return None
+    view = mailbox.resolve(db(), current_user, target or "") if action == "move" else None
+    where = view.label if view else "Trash"
+    n = len(done.before)
+    return {
+        "text": f"{n} mail{'s' if n != 1 else ''} moved to {where}.",
+        "back": back,
+        "items": [f"{p.email_id}:{p.folder_id or ''}:{int(p.in_trash)}" for p in done.before],
+    }
+
+
+def offer_undo(response, undo: dict | None):
+    """The undo notice: swapped in out of band for htmx, else flashed onto the next page."""
+    if undo is not None and is_htmx():
+        notice = render_template("inbox/_undo.html", undo=undo, oob=True)
+        response.set_data(response.get_data(as_text=True) + notice)
+    elif undo is not None:
+        flash(undo, "undo")
+    return response
+
+
+@bp.post("/undo")
+def undo():
+    """Undo a move or trash: each mail back to the folder and Trash state it had."""
+    before = [p for p in map(_placement, request.form.getlist("item")) if p is not None]
+    count = mailbox_actions.restore(db(), current_user, before)
+    db().commit()
+    flash(
+        f"Undone: {count} mail{'s are' if count != 1 else ' is'} back where {'they' if count != 1 else 'it'} had been."
+    )
+    back = request.form.get("back")
+    return redirect(back if is_safe_local_path(back) else url_for("inbox.index"), 303)
+
+
+def _placement(raw: str) -> mailbox_actions.Placement | None:
+    """ "email id:folder id (empty for the Inbox):1 if in Trash", as the undo form sends it."""
+    email_id, _, rest = raw.partition(":")
+    folder, _, trash = rest.partition(":")
+    if not email_id.isdigit() or not (folder == "" or folder.isdigit()) or trash not in ("0", "1"):
+        return None
+    return mailbox_actions.Placement(int(email_id), int(folder) if folder else None, trash == "1")
 
 
 def confirm_delete(ids: list[int], back: str, action_url: str, back_url: str):

@@ -117,12 +117,13 @@ def act(email_id: int):
     mailbox_actions.drop_unreferenced_blobs(db(), services().blobs, done.blobs)
     if action == "delete":
         return _gone(back)
+    here = url_for("mail.show", email_id=email_id, **_back_arg(back))
+    undo = inbox.undo_offer(action, done, request.form.get("target"), here)
     if is_htmx():
         db().refresh(email)
-        return trigger(
-            fragment("mail/_actions.html", email=email, **_context(email)), "mail-changed"
-        )
-    return redirect(url_for("mail.show", email_id=email_id, **_back_arg(back)), 303)
+        actions = fragment("mail/_actions.html", email=email, **_context(email))
+        return inbox.offer_undo(trigger(actions, "mail-changed"), undo)
+    return inbox.offer_undo(redirect(here, 303), undo)
 
 
 @bp.post("/<int:email_id>/star")

@@ -217,3 +217,96 @@ def test_search_in_a_foreign_folder_is_404(user_client):
 
 def test_lists_require_sign_in(client):
     assert client.get("/inbox/").status_code == 302
+
+
+def undo_form(html: str) -> dict:
+    form = re.search(r'<form method="post" action="/inbox/undo".*?</form>', html, re.S).group(0)
+    fields = re.findall(r'name="(back|item)" value="([^"]*)"', form)
+    return {
+        "back": next(v for k, v in fields if k == "back"),
+        "item": [v for k, v in fields if k == "item"],
+    }
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_move_and_trash_offer_undo_that_puts_mail_back(user_client, db, rep, htmx):
+    folder = create_folder(db, rep.id, "Projects")
+    a = make_email(db, users=[rep.id]).id
+    b = make_email(db, users=[rep.id], folder_id=folder.id).id
+    db.commit()
+    data = {"action": "move", "ids": [a, b], "target": str(folder.id), "folder": "inbox"}
+    response = user_client.post("/inbox/actions", data=data, htmx=htmx)
+    if htmx:
+        html = response.get_data(as_text=True)
+        assert (
+            '<div id="notice" class="notice" role="status" aria-live="polite" hx-swap-oob="true">'
+            in html
+        )
+    else:
+        html = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "2 mails moved to Projects." in html
+    form = undo_form(html)
+    assert sorted(form["item"]) == sorted([f"{a}::0", f"{b}:{folder.id}:0"])
+    undone = user_client.post("/inbox/undo", data=form)
+    assert undone.status_code == 303 and undone.headers["Location"] == form["back"]
+    assert state(db, rep.id, a).folder_id is None
+    assert state(db, rep.id, b).folder_id == folder.id
+    assert "Undone: 2 mails are back" in user_client.get(form["back"]).get_data(as_text=True)
+    response = user_client.post("/inbox/actions", data={"action": "trash", "ids": [a]}, htmx=htmx)
+    html = (
+        response.get_data(as_text=True)
+        if htmx
+        else user_client.get("/inbox/").get_data(as_text=True)
+    )
+    assert "1 mail moved to Trash." in html
+    user_client.post("/inbox/undo", data=undo_form(html))
+    assert not state(db, rep.id, a).in_trash
+
+
+def test_read_and_unread_offer_no_undo(user_client, db, rep):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    response = user_client.post("/inbox/actions", data={"action": "read", "ids": [mail]}, htmx=True)
+    assert "hx-swap-oob" not in response.get_data(as_text=True)
+
+
+def test_undo_ignores_bad_items_and_never_leaves_the_site(user_client, db, rep):
+    mail = make_email(db, users=[rep.id], in_trash=True).id
+    db.commit()
+    data = {"item": ["x:1:0", f"{mail}:abc:0", f"{mail}::2"], "back": "https://evil.example/"}
+    response = user_client.post("/inbox/undo", data=data)
+    assert response.status_code == 303 and response.headers["Location"] == "/inbox/"
+    assert state(db, rep.id, mail).in_trash
+
+
+def test_undo_from_the_mail_page_comes_back_to_it(user_client, db, rep):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    response = user_client.post(
+        f"/mail/{mail}/action", data={"action": "trash", "back": "/inbox/search?q=x"}, htmx=True
+    )
+    form = undo_form(response.get_data(as_text=True))
+    assert form["back"] == f"/mail/{mail}?back=/inbox/search?q%3Dx"
+    user_client.post("/inbox/undo", data=form)
+    assert not state(db, rep.id, mail).in_trash
+
+
+def test_the_search_box_covers_all_mail_and_the_folder_is_a_removable_refinement(
+    user_client, db, rep
+):
+    folder = create_folder(db, rep.id, "Support")
+    make_email(db, users=[rep.id], subject="ticket filed away", folder_id=folder.id)
+    db.commit()
+    for url in ("/inbox/", f"/inbox/{folder.id}"):  # no folder is chosen from a folder's page
+        form = user_client.get(url).get_data(as_text=True).split('role="search"')[1]
+        form = form.split("</form>")[0]
+        assert "selected" not in form and "<summary>Refine</summary>" in form
+        assert "Filters" not in form and "from:" in form and "is:unread" in form
+    html = user_client.get("/inbox/search?q=ticket").get_data(as_text=True)
+    assert "ticket filed away" in html and "Search results in all mail" in html
+    html = user_client.get(f"/inbox/search?q=ticket&folder={folder.id}").get_data(as_text=True)
+    assert "ticket filed away" in html
+    chip = re.search(r'<span class="chip">in: Support\s*<a href="([^"]+)"', html)
+    assert chip and "folder=all" in chip.group(1) and "q=ticket" in chip.group(1)
+    html = user_client.get("/inbox/search?q=ticket&folder=inbox").get_data(as_text=True)
+    assert "ticket filed away" not in html and '<span class="chip">in: Inbox' in html

@@ -159,3 +159,31 @@ def test_the_star_toggles_with_one_click_in_the_list(live_server, browser, db, r
     expect(star).to_have_attribute("aria-pressed", "false")
     page.reload()
     expect(star).to_have_attribute("aria-pressed", "false")
+
+
+def test_trash_and_move_can_be_undone_from_the_notice(live_server, browser, db, rep):
+    from crm.folders import create_folder
+
+    create_folder(db, rep, "Projects")
+    for subject in ("Alpha", "Beta"):
+        make_email(db, users=[rep], subject=subject)
+    db.commit()
+    page = browser
+    sign_in(page, live_server)
+    rows = page.locator("#rows tr.mailrow")
+    rows.filter(has_text="Alpha").locator("input[name=ids]").check()
+    page.get_by_role("button", name="Move to Trash").click()
+    expect(rows).to_have_count(1)
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("1 mail moved to Trash.")
+    notice.get_by_role("button", name="Undo").click()
+    expect(page.locator(".flash")).to_contain_text("Undone")
+    expect(rows).to_have_count(2)
+    rows.filter(has_text="Beta").locator("input[name=ids]").check()
+    page.locator(".bulkbar select[name=target]").select_option(label="Projects")
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(rows).to_have_count(1)
+    expect(notice).to_contain_text("1 mail moved to Projects.")
+    notice.get_by_role("button", name="Undo").click()
+    expect(rows).to_have_count(2)
+    expect(page.locator("#pane a", has_text="Projects")).not_to_contain_text("1")
