@@ -19,6 +19,17 @@ from tests.support.redisdb import REDIS_SERVER, claim_index
 ALLOWLIST_ALL_LOOPBACK = "127.0.0.1:*"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run once, on SQLite: what they check is rendered the same on both databases,
+    and `make test` runs the suite twice. CRM_BROWSER_ON_ALL_DBS=1 runs them on PostgreSQL too."""
+    if databases.backend() == "sqlite" or os.environ.get("CRM_BROWSER_ON_ALL_DBS") == "1":
+        return
+    skip = pytest.mark.skip(reason="browser tests run on SQLite (CRM_BROWSER_ON_ALL_DBS=1: all)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     url, drop = databases.create_database(tmp_path_factory.mktemp("db"))
