@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from crm import addressbook
+from crm import addressbook, folding
 from crm.access import get_visible, visible
 from crm.models import (
     Account,
@@ -162,12 +162,12 @@ def search_records(
 
 
 def _matches(kind: Kind, query: str) -> list:
+    """Records whose names (or phone, website) contain the query, case and accents folded
+    on both databases through `search_key` ("elec" finds "Électricité du Rhône SA",
+    "волга" and "volga" find "АО «Волга-Пром»"), or whose address contains it."""
     model = kind.model
     like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    conditions = [getattr(model, col).ilike(like, escape="\\") for col in kind.search]
-    if model in (Contact, Lead):
-        full_name = model.first_name + " " + model.last_name
-        conditions.append(full_name.ilike(like, escape="\\"))
+    conditions = [model.search_key.like(_folded_like(query), escape="\\")]
     if kind.has_addresses:
         holders = (
             select(EmailAddressLink.entity_id)
@@ -179,6 +179,11 @@ def _matches(kind: Kind, query: str) -> list:
     if model is Case and query.lstrip("#").isdigit():
         conditions.append(Case.number == int(query.lstrip("#")))
     return conditions
+
+
+def _folded_like(query: str) -> str:
+    needle = " ".join(folding.fold(query).split())
+    return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _ordering(kind: Kind) -> list:

@@ -1,29 +1,120 @@
-"""Full-text search over a user's mail: subject, body, addresses and names, with filters.
+"""Full-text search over a user's mail: words, quoted phrases, operators and refinements.
 
-SQLite answers through the FTS5 table `emails_fts` (migration 0002), PostgreSQL through each
-reader's `email_user_states.search_vector` and its GIN index over (user, words) (migration
-0003). Every word of the query must match, as a prefix, so "invo" finds "invoice" on both
-databases; a word shorter than MIN_PREFIX must match whole ("in" is not every word starting
-with "in", which would cost a scan of most of the index while one types). No Flask here.
+The search box takes words and the operators people know from Gmail (`parse_text`): from:,
+to:, subject:, has:attachment, is:unread / is:read / is:starred / is:important, before: and
+after: (YYYY-MM-DD), in:<folder> and "quoted phrases". Anything else, an unknown operator
+too, is words. The refinements beside the box (folder, sender, dates, parent) narrow further;
+without a folder a search covers all the user's mail but Trash.
+
+SQLite answers through the FTS5 table `emails_fts`, PostgreSQL through each reader's
+`email_user_states.search_vector` (migrations 0002, 0003, 0005). Case and accents do not count
+on either ("dekuji" finds "Děkuji"): the query is folded by crm.folding as the databases fold
+what they index. Every word must match, as a prefix, so "invo" finds "invoice"; a word shorter
+than MIN_PREFIX must match whole ("in" is not every word starting with "in", which would cost a
+scan of most of the index while one types). CJK words match by character pairs, so "会議"
+finds "東京会議". No Flask here.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, or_, select, text, true
+from sqlalchemy import and_, false, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
-from crm import mailbox
-from crm.models import RECORD_TYPES, Email, EmailAddress, EmailUserState, User
+from crm import folding, mailbox
+from crm.models import RECORD_TYPES, Email, EmailAddress, EmailRecipient, EmailUserState, User
 
-# Letters and digits only: what both tokenisers treat as a word, and nothing a query
-# language could read as an operator.
-WORD = re.compile(r"[^\W_]+")
 MAX_TERMS = 12
 MIN_PREFIX = 3
+
+# One piece of the search box: op:"quoted value", op:value, a "quoted phrase" or a word.
+_PIECE = re.compile(
+    r'(?P<op>[A-Za-z]+):(?:"(?P<quoted>[^"]*)"?|(?P<value>[^\s"]+))'
+    r'|"(?P<phrase>[^"]*)"?'
+    r'|(?P<word>[^\s"]+)'
+)
+IS_FLAGS = {"unread", "read", "starred", "important"}
+RECIPIENT_ROLES = ("to", "cc", "bcc")
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What the search box says, operators taken out (values as typed, not yet folded)."""
+
+    words: tuple[str, ...] = ()  # each matched anywhere
+    phrases: tuple[str, ...] = ()  # each matched as words in this order
+    subject: tuple[str, ...] = ()  # words or phrases matched in the subject
+    sender: tuple[str, ...] = ()
+    to: tuple[str, ...] = ()
+    has_attachment: bool = False
+    flags: frozenset[str] = frozenset()  # of IS_FLAGS
+    before: date | None = None
+    after: date | None = None
+    folder: str | None = None  # in:<folder>, as typed
+
+    @property
+    def is_empty(self) -> bool:
+        return not (
+            any(folding.query_words(w) for w in self.words + self.phrases + self.subject)
+            or self.sender
+            or self.to
+            or self.has_attachment
+            or self.flags
+            or self.before
+            or self.after
+            or self.folder
+        )
+
+
+def parse_text(raw: str) -> Terms:
+    """The search box's text as Terms: operators Gmail users know, quoted phrases, words."""
+    words, phrases, subject, sender, to = [], [], [], [], []
+    found: dict = {"flags": set()}
+    for piece in _PIECE.finditer(raw):
+        if piece["phrase"] is not None:
+            phrases.append(piece["phrase"])
+            continue
+        if piece["word"] is not None:
+            words.append(piece["word"])
+            continue
+        op, value = (
+            piece["op"].lower(),
+            piece["quoted"] if piece["quoted"] is not None else piece["value"],
+        )
+        value = value.strip()
+        if not value:
+            words.append(piece["op"])
+        elif op == "from":
+            sender.append(value)
+        elif op == "to":
+            to.append(value)
+        elif op == "subject":
+            subject.append(value)
+        elif op == "has" and value.lower() in ("attachment", "attachments"):
+            found["has_attachment"] = True
+        elif op == "is" and value.lower() in IS_FLAGS:
+            found["flags"].add(value.lower())
+        elif op in ("before", "after") and _date(value) is not None:
+            found[op] = _date(value)
+        elif op == "in":
+            found["folder"] = value
+        else:  # an unknown operator is words
+            words.append(piece.group())
+    return Terms(
+        words=tuple(words),
+        phrases=tuple(phrases),
+        subject=tuple(subject),
+        sender=tuple(sender),
+        to=tuple(to),
+        has_attachment=found.get("has_attachment", False),
+        flags=frozenset(found["flags"]),
+        before=found.get("before"),
+        after=found.get("after"),
+        folder=found.get("folder"),
+    )
 
 
 @dataclass(frozen=True)
@@ -35,11 +126,19 @@ class Query:
     date_from: date | None = None
     date_to: date | None = None
     parent: str = ""  # "Type:id"
+    terms: Terms = field(default=Terms(), compare=False)
 
     @property
     def is_empty(self) -> bool:
-        return not (
-            terms(self.text)
+        return self.terms.is_empty and not (
+            self.sender or self.has_attachment or self.date_from or self.date_to or self.parent
+        )
+
+    @property
+    def is_refined(self) -> bool:
+        """Whether a refinement beside the box is set (its panel then shows open)."""
+        return bool(
+            self.folder != "all"
             or self.sender
             or self.has_attachment
             or self.date_from
@@ -50,14 +149,16 @@ class Query:
 
 def parse(args) -> Query:
     """A Query from request arguments (any mapping); unusable values are ignored."""
+    raw = (args.get("q") or "").strip()[:500]
     return Query(
-        text=(args.get("q") or "").strip()[:500],
+        text=raw,
         folder=args.get("folder") or "all",
         sender=(args.get("from") or "").strip()[:320],
         has_attachment=args.get("attachment") in ("1", "on", "true"),
         date_from=_date(args.get("since")),
         date_to=_date(args.get("until")),
         parent=(args.get("parent") or "").strip(),
+        terms=parse_text(raw),
     )
 
 
@@ -69,7 +170,8 @@ def _date(raw: str | None) -> date | None:
 
 
 def terms(text_: str) -> list[str]:
-    return WORD.findall(text_.lower())[:MAX_TERMS]
+    """The folded words of a text (CJK as its character pairs)."""
+    return [token for word in folding.query_words(text_) for token in word][:MAX_TERMS]
 
 
 def search(
@@ -79,54 +181,138 @@ def search(
     cursor: str | None = None,
     limit: int = mailbox.PAGE_SIZE,
 ) -> mailbox.ListPage | None:
-    """One page of the user's matching mail, newest first; None when the folder is not theirs."""
-    if query.folder == "all":
-        view = mailbox.View("all", "All mail")
-    else:
-        view = mailbox.resolve(session, user, query.folder)
+    """One page of the user's matching mail, newest first; None when the folder is not theirs.
+
+    An in:<folder> in the box names a folder the user sees (or a special one), else the search
+    finds nothing; the folder refinement applies when the box names none.
+    """
+    where = [true()]
+    key = query.folder
+    if query.terms.folder is not None:
+        key = folder_key(session, user, query.terms.folder)
+        if key is None:
+            key, where = "all", [false()]
+    view = mailbox.View("all", "All mail") if key == "all" else mailbox.resolve(session, user, key)
     if view is None:
         return None
-    where = and_(true(), *filters(session, query))
-    return mailbox.list_page(session, user, view, cursor, where=where, limit=limit)
+    where += filters(session, query)
+    return mailbox.list_page(session, user, view, cursor, where=and_(*where), limit=limit)
+
+
+def folder_key(session: Session, user: User, name: str) -> str | None:
+    """The view key an in:<name> means: a special folder, "all"/"anywhere", or a folder's name."""
+    wanted = name.strip().casefold()
+    if wanted in ("all", "anywhere", "allmail", "all mail"):
+        return "all"
+    for key, label in mailbox.SPECIAL:
+        if wanted in (key, label.casefold()):
+            return key
+    for folder in mailbox.visible_folders(session, user):
+        if folder.name.casefold() == wanted or folding.fold(folder.name) == folding.fold(name):
+            return str(folder.id)
+    return None
 
 
 def filters(session: Session, query: Query) -> list:
     """The WHERE conditions (over Email and EmailUserState) a query stands for."""
     conditions = []
-    words = terms(query.text)
-    if words:
-        conditions.append(match(session, words))
-    if query.sender:
-        conditions.append(_from(query.sender))
-    if query.has_attachment:
+    found = query.terms
+    text_match = match(session, found)
+    if text_match is not None:
+        conditions.append(text_match)
+    for sender in (query.sender, *found.sender):
+        if sender:
+            conditions.append(_from(sender))
+    for recipient in found.to:
+        conditions.append(_to(recipient))
+    if query.has_attachment or found.has_attachment:
         conditions.append(Email.has_attachments == true())
-    if query.date_from:
-        conditions.append(EmailUserState.sort_date >= datetime.combine(query.date_from, time()))
+    flags = found.flags
+    if "unread" in flags:
+        conditions.append(EmailUserState.is_read == false())
+    if "read" in flags:
+        conditions.append(EmailUserState.is_read == true())
+    if flags & {"starred", "important"}:
+        conditions.append(EmailUserState.is_important == true())
+    for start in (query.date_from, found.after):
+        if start:
+            conditions.append(EmailUserState.sort_date >= datetime.combine(start, time()))
     if query.date_to:
         end = datetime.combine(query.date_to + timedelta(days=1), time())
         conditions.append(EmailUserState.sort_date < end)
+    if found.before:  # Gmail's before: leaves the day itself out
+        conditions.append(EmailUserState.sort_date < datetime.combine(found.before, time()))
     if query.parent:
         conditions.append(_parent(query.parent))
     return conditions
 
 
-def match(session: Session, words: list[str]):
-    """Full-text condition: every word, as a prefix."""
+@dataclass(frozen=True)
+class _Clause:
+    tokens: tuple[str, ...]  # folded, one after the other
+    prefix: bool  # the last token matches as a prefix
+    subject_only: bool = False
+
+
+def clauses(found: Terms) -> list[_Clause]:
+    """The text conditions of Terms: a clause per word, CJK word, phrase; at most MAX_TERMS."""
+    out: list[_Clause] = []
+
+    def add(raw: str, phrase: bool, subject_only: bool) -> None:
+        words = folding.query_words(raw)
+        if phrase and words:
+            tokens = tuple(t for word in words for t in word)
+            out.append(_Clause(tokens, len(tokens) == 1 and _is_prefix(tokens[0]), subject_only))
+            return
+        for word in words:
+            out.append(_Clause(word, len(word) == 1 and _is_prefix(word[0]), subject_only))
+
+    for raw in found.words:
+        add(raw, False, False)
+    for raw in found.phrases:
+        add(raw, True, False)
+    for raw in found.subject:
+        add(raw, " " in raw.strip(), True)
+    return out[:MAX_TERMS]
+
+
+def match(session: Session, found: Terms):
+    """Full-text condition: every clause (word, phrase, subject word), or None if none."""
+    parts = clauses(found)
+    if not parts:
+        return None
     if session.get_bind().dialect.name != "postgresql":
         # FTS5 reads only its own doclists (no table rows), so its matches make a cheap list.
-        fts = " ".join(f'"{w}"*' if _is_prefix(w) else f'"{w}"' for w in words)
+        fts = " ".join(_fts5(c) for c in parts)
         return text(
             "emails.id IN (SELECT rowid FROM emails_fts WHERE emails_fts MATCH :q)"
         ).bindparams(q=fts)
     # The vector sits on the reader's own state row: the planner either reads the user's
     # matches from the (user_id, search_vector) index, or, for a common word, checks the
-    # vector while reading the user's list newest first; neither visits a mail row.
-    tsquery = " & ".join(f"{w}:*" if _is_prefix(w) else w for w in words)
-    return text("email_user_states.search_vector @@ to_tsquery('simple', :q)").bindparams(q=tsquery)
+    # vector while reading the user's list newest first; neither visits a mail row. The
+    # subject's words carry weight A (migration 0002).
+    tsquery = " & ".join(_tsquery(c) for c in parts)
+    return text("email_user_states.search_vector @@ to_tsquery('crm_unaccent', :q)").bindparams(
+        q=tsquery
+    )
 
 
-def _is_prefix(word: str) -> bool:
-    return len(word) >= MIN_PREFIX
+def _fts5(clause: _Clause) -> str:
+    phrase = '"' + " ".join(clause.tokens) + '"' + ("*" if clause.prefix else "")
+    return f"subject : {phrase}" if clause.subject_only else phrase
+
+
+def _tsquery(clause: _Clause) -> str:
+    weight = "A" if clause.subject_only else ""
+    marks = [":" + weight if weight else ""] * len(clause.tokens)
+    if clause.prefix:
+        marks[-1] = ":*" + weight
+    return "(" + " <-> ".join(t + m for t, m in zip(clause.tokens, marks, strict=True)) + ")"
+
+
+def _is_prefix(token: str) -> bool:
+    # One CJK character is a word of its own, and the index holds it only inside pairs.
+    return len(token) >= MIN_PREFIX or (len(token) == 1 and folding.is_cjk(token))
 
 
 def _from(sender: str):
@@ -136,6 +322,20 @@ def _from(sender: str):
         Email.from_address_id.in_(addresses),
         func.lower(Email.from_name).contains(needle, autoescape=True),
     )
+
+
+def _to(recipient: str):
+    """Mail with a To, Cc or Bcc recipient whose address or name contains `recipient`."""
+    needle = recipient.lower()
+    addresses = select(EmailAddress.id).where(EmailAddress.lower.contains(needle, autoescape=True))
+    holders = select(EmailRecipient.email_id).where(
+        EmailRecipient.role.in_(RECIPIENT_ROLES),
+        or_(
+            EmailRecipient.address_id.in_(addresses),
+            func.lower(EmailRecipient.name).contains(needle, autoescape=True),
+        ),
+    )
+    return Email.id.in_(holders)
 
 
 def _parent(raw: str):

@@ -223,3 +223,20 @@ def test_detail_lists_related_records(db, rep):
 
 def test_lead_is_a_lead():
     assert KINDS["leads"].model is Lead and KINDS["leads"].has_addresses
+
+
+def test_search_finds_prefixes_without_regard_to_case_or_accents(db, rep):
+    _create(db, "accounts", rep, name="Électricité du Rhône SA")
+    _create(db, "accounts", rep, name="АО «Волга-Пром»")
+    _create(db, "accounts", rep, name="Acme")
+    names = lambda q: [a.name for a in records.search_records(db, KINDS["accounts"], rep, q).items]
+    for q in ("elec", "ELECTRICITÉ", "électricité du", "rhone", "du  rhône"):
+        assert names(q) == ["Électricité du Rhône SA"], q
+    for q in ("волга", "ВОЛГА-пром", "volga"):
+        assert names(q) == ["АО «Волга-Пром»"], q
+    lead = _create(db, "leads", rep, first_name="Zoë", last_name="Nováková", account_name="Müller")
+    leads = lambda q: records.search_records(db, KINDS["leads"], rep, q).items
+    assert leads("zoe novak") == leads("muller") == leads("NOVÁ") == [lead]
+    records.update_record(db, KINDS["leads"], lead, {"last_name": "Dvořák"})
+    db.flush()
+    assert leads("dvorak") == [lead] and leads("novak") == []

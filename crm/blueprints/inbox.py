@@ -55,7 +55,7 @@ def _show(key: str, status: int = 200):
         listing=listing,
         more_url=more_url,
         pane=mailbox.pane(db(), current_user),
-        query=search.Query(folder=view.key),
+        query=search.Query(),  # the search box covers all mail; Refine narrows to a folder
         may_delete=mailbox_actions.may_delete(db(), current_user),
     )
 
@@ -66,6 +66,7 @@ def find():
     listing = get_or_404(search.search(db(), current_user, query, request.args.get("after")))
     args = {k: v for k, v in request.args.items(multi=False) if k != "after"}
     more_url = url_for("inbox.find", **args, after=listing.next_cursor)
+    search_args = {k: v for k, v in args.items() if k != "folder"}
     view = mailbox.View("search", "Search results")
     if request.args.get("after") and wants_fragment():
         return fragment("inbox/_rows.html", view=view, listing=listing, more_url=more_url)
@@ -75,6 +76,7 @@ def find():
         listing=listing,
         more_url=more_url,
         query=query,
+        search_args=search_args,
         pane=mailbox.pane(db(), current_user),
         may_delete=mailbox_actions.may_delete(db(), current_user),
     )

@@ -15,15 +15,22 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from crm import folding
 from crm.db import Base, utcnow
 
 STATUS_ARCHIVED = "Archived"
 STATUS_SENT = "Sent"
 STATUS_DRAFT = "Draft"
+
+
+def _search_extra(row: dict) -> str:
+    return folding.search_extra(row.get("subject"), row.get("body_text"), row.get("address_text"))
 
 
 def _thread_root(row: dict) -> str | None:
@@ -55,6 +62,11 @@ class Email(Base):
     snippet: Mapped[str] = mapped_column(String(300), default="")
     # Every address and display name on the mail, space-separated: what search matches people by.
     address_text: Mapped[str] = mapped_column(Text, default="")
+    # The words the search index needs besides the text itself (crm.folding.search_extra):
+    # computed on insert (bulk inserts too) and when the text changes (below).
+    search_extra: Mapped[str] = mapped_column(
+        Text, default=lambda ctx: _search_extra(ctx.get_current_parameters())
+    )
     status: Mapped[str] = mapped_column(String(10), default=STATUS_ARCHIVED)
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -77,6 +89,18 @@ class Email(Base):
     attachments: Mapped[list[Attachment]] = relationship(
         cascade="all, delete-orphan", order_by="Attachment.position"
     )
+
+
+@event.listens_for(Email, "before_update")
+def _text_changed(_mapper, _connection, email: Email) -> None:
+    state = sa_inspect(email)
+    if any(state.attrs[name].history.has_changes() for name in _SEARCHED):
+        email.search_extra = folding.search_extra(
+            email.subject, email.body_text, email.address_text
+        )
+
+
+_SEARCHED = ("subject", "body_text", "address_text")
 
 
 class EmailRecipient(Base):

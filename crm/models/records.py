@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from sqlalchemy import (
     Column,
@@ -16,9 +17,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from crm import folding
 from crm.db import Base, utcnow
 
 
@@ -34,6 +37,16 @@ class RecordMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     description: Mapped[str] = mapped_column(Text, default="")
+    # The list search's text (the SEARCHED columns), case and accents folded in Python
+    # (crm.folding.key), because SQLite's lower() and LIKE fold ASCII only; kept in step below.
+    search_key: Mapped[str] = mapped_column(Text, default="")
+    SEARCHED: ClassVar[tuple[str, ...]] = ("name",)
+
+
+@event.listens_for(RecordMixin, "before_insert", propagate=True)
+@event.listens_for(RecordMixin, "before_update", propagate=True)
+def _keep_search_key(_mapper, _connection, record) -> None:
+    record.search_key = folding.key(*(getattr(record, name) for name in record.SEARCHED))
 
 
 def name_key(name: str) -> str:
@@ -48,6 +61,7 @@ def name_key(name: str) -> str:
 class Account(RecordMixin, Base):
     __tablename__ = "accounts"
     entity_type = "Account"
+    SEARCHED = ("name", "website", "phone")
     name: Mapped[str] = mapped_column(String(255), index=True)
     # name_key(name), kept in step by the validator below; accounts are found by name through it.
     name_key: Mapped[str] = mapped_column(String(255), index=True, default="")
@@ -78,6 +92,7 @@ class PersonMixin:
 class Contact(PersonMixin, RecordMixin, Base):
     __tablename__ = "contacts"
     entity_type = "Contact"
+    SEARCHED = ("first_name", "last_name", "phone")
     title: Mapped[str] = mapped_column(String(100), default="")
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
@@ -88,6 +103,7 @@ class Contact(PersonMixin, RecordMixin, Base):
 class Lead(PersonMixin, RecordMixin, Base):
     __tablename__ = "leads"
     entity_type = "Lead"
+    SEARCHED = ("first_name", "last_name", "account_name", "phone")
     STATUSES = ("New", "Assigned", "In Process", "Converted", "Recycled", "Dead")
     status: Mapped[str] = mapped_column(String(20), default="New")
     account_name: Mapped[str] = mapped_column(String(255), default="")
