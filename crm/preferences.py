@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -72,3 +72,12 @@ def to_local(value: datetime | None, time_zone: str | None) -> datetime | None:
 def from_local(value: datetime, time_zone: str | None) -> datetime:
     """Wall-clock time typed by a user, as naive UTC for storage."""
     return value.replace(tzinfo=_zone(time_zone)).astimezone(UTC).replace(tzinfo=None)
+
+
+def due_text(value: datetime | None, time_zone: str | None, date_format: str | None) -> str:
+    """A due time as its user reads it; the start of a day (a due date without a time) as a date."""
+    local = to_local(value, time_zone)
+    if local is None:
+        return ""
+    fmt = date_format or "%Y-%m-%d"
+    return local.strftime(fmt if local.time() == time() else f"{fmt} %H:%M")

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from crm import history as mail_history
 from crm import mail_actions
-from crm.access import get_visible
+from crm.access import get_visible, visible
 from crm.mail import linking
-from crm.models import RECORD_TYPES, User
+from crm.models import RECORD_TYPES, Task, User
 from crm.pagination import page_number
 from crm.people import people_on_mail
+from crm.preferences import from_local
 from crm.record_kinds import KIND_OF_TYPE
 from crm.records import search_records
 from crm.web import db, fragment, get_or_404, is_htmx, page
@@ -84,12 +85,15 @@ def activities(type, id):
     return page("linking/activities.html", record=record, parent_type=parent_type, found=found)
 
 
-def _panel_context(email) -> dict:
+def _panel_context(email, notice: str | None = None) -> dict:
     parent = None
     if email.parent_type in RECORD_TYPES:
         parent = get_visible(db(), RECORD_TYPES[email.parent_type], email.parent_id, current_user)
+    tasks = visible(select(Task).where(Task.email_id == email.id), Task, current_user)
     return {
         "email": email,
+        "notice": notice,
+        "tasks": db().scalars(tasks.order_by(Task.id)).all(),
         "parent": parent,
         "parent_types": PARENT_TYPES,
         "rule_label": linking.RULE_LABELS.get(email.link_rule or "", email.link_rule),
@@ -102,12 +106,19 @@ def email_panel(id):
     return page("linking/panel.html", **_panel_context(_email(id)))
 
 
-def _done(email):
+def _done(email, notice: str | None = None):
     """After an action: the refreshed panel for htmx, else back to the panel page."""
     db().commit()
     if is_htmx():
-        return fragment("linking/_panel.html", **_panel_context(email))
+        return fragment("linking/_panel.html", **_panel_context(email, notice))
+    if notice:
+        flash(notice)
     return redirect(url_for("linking.email_panel", id=email.id), 303)
+
+
+def _created(record) -> str:
+    kind = KIND_OF_TYPE[record.__class__.__name__]
+    return f"{kind.label} “{record.display_name}” created."
 
 
 @bp.get("/email/<int:id>/records")
@@ -161,17 +172,19 @@ def create_person(id, what):
                 if form.get("account_id")
                 else None
             )
-            mail_actions.create_contact(
+            person = mail_actions.create_contact(
                 db(), email, current_user, draft, account.id if account else None
             )
         else:
-            mail_actions.create_lead(db(), email, current_user, draft, form.get("account_name", ""))
+            person = mail_actions.create_lead(
+                db(), email, current_user, draft, form.get("account_name", "")
+            )
     except mail_actions.ActionError as exc:
         db().rollback()
         return _form_again(
             "linking/person_form.html", email, what=what, draft=draft, error=str(exc)
         )
-    return _done(email)
+    return _done(email, _created(person))
 
 
 def _form_again(template: str, email, **context):
@@ -196,21 +209,23 @@ def create_record(id, what):
     email = _email(id)
     form = request.form
     if what == "case":
-        mail_actions.create_case(db(), email, current_user, form.get("name", ""))
-        return _done(email)
+        case = mail_actions.create_case(db(), email, current_user, form.get("name", ""))
+        return _done(email, _created(case))
     assignee = _int(form.get("assigned_user_id")) or current_user.id
     if db().get(User, assignee) is None:
         return _form_again(
             "linking/record_form.html", email, what=what, users=_users(), error="Pick a user."
         )
-    mail_actions.create_task(
+    task = mail_actions.create_task(
         db(), email, current_user, form.get("name", ""), assignee, _due(form.get("due"))
     )
-    return _done(email)
+    return _done(email, _created(task))
 
 
 def _due(raw: str | None) -> datetime | None:
+    """A due date: the start of that day in the user's zone, stored as UTC (shown as a date)."""
     try:
-        return datetime.strptime(raw, "%Y-%m-%d") if raw else None
+        day = datetime.strptime(raw, "%Y-%m-%d") if raw else None
     except ValueError:
         return None
+    return from_local(day, current_user.time_zone) if day else None

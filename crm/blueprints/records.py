@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from crm import records
 from crm.models import Lead
 from crm.pagination import page_number
-from crm.preferences import to_local
+from crm.preferences import due_text, to_local
 from crm.web import db, fragment, get_or_404, is_htmx, page
 
 bp = Blueprint("records", __name__, url_prefix="/records")
@@ -18,6 +18,16 @@ bp = Blueprint("records", __name__, url_prefix="/records")
 def local_time(value):
     """A stored UTC time in the signed-in user's time zone."""
     return to_local(value, getattr(current_user, "time_zone", None))
+
+
+@bp.app_template_filter("due_time")
+def due_time(value):
+    """A due time in the signed-in user's zone and format; a due date alone shows no 00:00."""
+    return due_text(
+        value,
+        getattr(current_user, "time_zone", None),
+        getattr(current_user, "date_format", None),
+    )
 
 
 @bp.before_request

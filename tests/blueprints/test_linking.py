@@ -1,5 +1,7 @@
 """The linking area over HTTP: panels as pages and as htmx fragments, actions, access."""
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -238,3 +240,38 @@ def test_creating_a_case_links_the_mail(user_client, db, linked_mail):
 
 def test_signed_out_users_are_sent_to_login(client):
     assert client.get("/linking/history/Account/1").status_code == 302
+
+
+def test_a_task_from_a_mail_is_confirmed_listed_on_the_panel_and_links_back(
+    user_client, db, linked_mail, rep
+):
+    email, _ = linked_mail
+    rep.time_zone = "Europe/Prague"
+    db.commit()
+    response = user_client.post(
+        f"/linking/email/{email.id}/task",
+        data={"name": "Send quote", "due": "2030-01-02"},
+        htmx=True,
+    )
+    panel = response.get_data(as_text=True)
+    assert "Task “Send quote” created." in panel
+    task = db.scalars(select(Task)).one()
+    # The date is the start of that day where the user is, kept in UTC, and shown as a date.
+    assert task.due_at == datetime(2030, 1, 1, 23, 0)
+    assert f'href="/records/tasks/{task.id}"' in panel and "due 2030-01-02<" in panel
+    again = user_client.get(f"/linking/email/{email.id}/panel").get_data(as_text=True)
+    assert "Tasks from this mail" in again and "Send quote" in again and "created" not in again
+    page = user_client.get(f"/records/tasks/{task.id}").get_data(as_text=True)
+    assert f'href="/mail/{email.id}"' in page
+    assert "2030-01-02" in page and "00:00" not in page
+
+
+def test_records_made_from_a_mail_are_confirmed_on_the_next_page_without_js(user_client, db, rep):
+    email = make_email(db, from_addr="jd@newco.example", users=[rep.id])
+    db.commit()
+    response = user_client.post(
+        f"/linking/email/{email.id}/contact",
+        data={"first_name": "John", "last_name": "Doe", "address": "jd@newco.example"},
+    )
+    page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Contact “John Doe” created." in page
