@@ -10,14 +10,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from crm import addressbook, settings
+from crm.access import visible
 from crm.db import utcnow
 from crm.mail import cases, linking
 from crm.mail.address import normalise_address
-from crm.models import Case, Contact, Email, EmailUserState, Lead, Task, User
+from crm.models import (
+    Account,
+    Case,
+    Contact,
+    Email,
+    EmailAddress,
+    EmailAddressLink,
+    EmailUserState,
+    Lead,
+    Task,
+    User,
+)
 from crm.people import people_on_mail
+
+# Domains anyone can get an address at: sharing one says nothing about a person's company.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+        "yahoo.com", "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com",
+        "seznam.cz", "email.cz", "post.cz", "centrum.cz", "atlas.cz", "volny.cz",
+        "centrum.sk", "azet.sk", "zoznam.sk", "web.de", "gmx.de", "gmx.net", "gmx.at",
+        "t-online.de", "freenet.de", "wp.pl", "o2.pl", "onet.pl", "interia.pl",
+        "mail.ru", "yandex.ru",
+    }
+)  # fmt: skip
 
 
 class ActionError(ValueError):
@@ -42,6 +67,52 @@ def prefill(session: Session, email: Email, address: str | None) -> PersonDraft:
         return PersonDraft("", "", address or "")
     first, last = person.first_last
     return PersonDraft(first, last, person.address)
+
+
+def suggest_account(session: Session, viewer: User, email: Email, address: str) -> Account | None:
+    """The Account a new Contact with this address likely belongs to, for the form to offer.
+
+    An Account that has, or whose contacts have, an address at the same domain (free-mail
+    domains excepted); else the Account the mail is already linked to. Only Accounts the viewer
+    may read.
+    """
+    domain = (normalise_address(address) or "").rpartition("@")[2].lower()
+    if domain and domain not in FREE_MAIL_DOMAINS:
+        found = session.scalars(
+            visible(select(Account).where(_has_address_at(domain)), Account, viewer)
+            .order_by(Account.name, Account.id)
+            .limit(1)
+        ).first()
+        if found is not None:
+            return found
+    if email.account_id is None:
+        return None
+    return session.scalars(
+        visible(select(Account).where(Account.id == email.account_id), Account, viewer)
+    ).first()
+
+
+def _has_address_at(domain: str):
+    pattern = "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    at_domain = EmailAddress.lower.like(pattern, escape="\\")
+
+    def holders(entity_type: str):
+        return (
+            select(EmailAddressLink.entity_id)
+            .join(EmailAddress, EmailAddress.id == EmailAddressLink.address_id)
+            .where(EmailAddressLink.entity_type == entity_type, at_domain)
+        )
+
+    contacts = select(Contact.account_id).where(
+        and_(Contact.account_id.is_not(None), Contact.id.in_(holders("Contact")))
+    )
+    return or_(Account.id.in_(holders("Account")), Account.id.in_(contacts))
+
+
+def account_choices(session: Session, viewer: User, limit: int = 200) -> list[Account]:
+    """Accounts the viewer may pick for a new Contact, by name."""
+    stmt = visible(select(Account), Account, viewer).order_by(Account.name, Account.id)
+    return list(session.scalars(stmt.limit(limit)))
 
 
 def create_contact(

@@ -155,7 +155,20 @@ def _int(raw) -> int:
 def person_form(id, what):
     email = _email(id)
     draft = mail_actions.prefill(db(), email, request.args.get("address"))
-    return page("linking/person_form.html", email=email, what=what, draft=draft, error=None)
+    return page("linking/person_form.html", **_person_context(email, what, draft), error=None)
+
+
+def _person_context(email, what: str, draft, account_id: int | None = None) -> dict:
+    """The Contact/Lead form: the Account it offers comes from the address's domain."""
+    suggested = mail_actions.suggest_account(db(), current_user, email, draft.address)
+    return {
+        "email": email,
+        "what": what,
+        "draft": draft,
+        "suggested": suggested,
+        "account_id": account_id if account_id is not None else (suggested and suggested.id),
+        "accounts": mail_actions.account_choices(db(), current_user) if what == "contact" else [],
+    }
 
 
 @bp.post("/email/<int:id>/<any(contact, lead):what>")
@@ -181,9 +194,8 @@ def create_person(id, what):
             )
     except mail_actions.ActionError as exc:
         db().rollback()
-        return _form_again(
-            "linking/person_form.html", email, what=what, draft=draft, error=str(exc)
-        )
+        context = _person_context(email, what, draft, _int(form.get("account_id")))
+        return _form_again("linking/person_form.html", error=str(exc), **context)
     return _done(email, _created(person))
 
 

@@ -1,5 +1,6 @@
 """The linking area over HTTP: panels as pages and as htmx fragments, actions, access."""
 
+import re
 from datetime import datetime
 
 import pytest
@@ -275,3 +276,37 @@ def test_records_made_from_a_mail_are_confirmed_on_the_next_page_without_js(user
     )
     page = user_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Contact “John Doe” created." in page
+
+
+def test_create_contact_offers_the_account_of_the_senders_domain(user_client, db, rep):
+    acme = records.account(db, name="Acme", assigned_user_id=rep.id)
+    records.contact(db, addresses=["buyer@acme.example"], account=acme, assigned_user_id=rep.id)
+    records.account(db, name="Own address", assigned_user_id=rep.id, addresses=["info@own.example"])
+    records.account(db, name="Hidden", addresses=["x@hidden.example"])  # not the rep's
+    records.account(db, name="Freemail", assigned_user_id=rep.id, addresses=["a@gmail.com"])
+    db.commit()
+
+    def offered(address):
+        email = make_email(db, from_addr=address, users=[rep.id])
+        db.commit()
+        form = user_client.get(f"/linking/email/{email.id}/contact").get_data(as_text=True)
+        selected = re.search(r'<option value="(\d*)" selected>([^<]*)</option>', form)
+        return selected.group(2) if selected else None
+
+    assert offered("new.person@acme.example") == "Acme"  # through a contact's address
+    assert offered("boss@own.example") == "Own address"  # through the account's own address
+    assert offered("someone@hidden.example") is None
+    assert offered("friend@gmail.com") is None  # anyone can have a gmail address
+
+
+def test_create_contact_with_the_offered_account(user_client, db, rep):
+    acme = records.account(
+        db, name="Acme", assigned_user_id=rep.id, addresses=["info@acme.example"]
+    )
+    email = make_email(db, from_addr="new@acme.example", users=[rep.id])
+    db.commit()
+    user_client.post(
+        f"/linking/email/{email.id}/contact",
+        data={"last_name": "New", "address": "new@acme.example", "account_id": str(acme.id)},
+    )
+    assert db.scalars(select(Contact).where(Contact.last_name == "New")).one().account_id == acme.id
