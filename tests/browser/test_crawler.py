@@ -9,6 +9,7 @@ Findings are collected over the whole crawl and reported together, one line per 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections import deque
@@ -27,7 +28,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MAX_URLS = 1000  # per user, a bound on runaway URLs: the seeded site has about 900 for a user
 SETTLE_SECONDS = 3.0  # the longest wait for a page's htmx requests to finish
-FINDINGS_FILE = "/tmp/crawler_findings.txt"
+# Where each finding is also appended the moment it is seen (for whoever fixes it), if set.
+FINDINGS_FILE = os.environ.get("CRM_CRAWLER_FINDINGS")
 # Never followed: they end the session, or only change state (they are POST forms anyway).
 SKIP_PATH = re.compile(r"^/logout\b")
 # Fetched for their status only: not pages, and a browser would download them.
@@ -102,7 +104,7 @@ class Crawl:
     queue: deque = field(default_factory=deque)
     seen: set = field(default_factory=set)
     visited: int = 0
-    findings: list[str] = field(default_factory=list)
+    findings: dict = field(default_factory=dict)  # URL -> what went wrong there
     in_flight: int = 0
     current: str = ""
     shapes: dict = field(default_factory=dict)  # URL shape -> pages of it opened in the browser
@@ -110,7 +112,7 @@ class Crawl:
     def watch(self) -> None:
         page = self.page
         page.on("console", self._console)
-        page.on("pageerror", lambda exc: self._find(self.current, "page error", str(exc)))
+        page.on("pageerror", lambda exc: self._find(self.current, f"page error: {exc}"))
         page.on("response", self._response)
         page.on("request", self._started)
         page.on("requestfinished", self._ended)
@@ -122,12 +124,19 @@ class Crawl:
         # The crawl runs offline (and with no route, which would turn off the HTTP cache): a
         # remote image the user chose to show cannot load. Our own requests always count.
         offline = message.text.startswith("Failed to load resource: net::ERR_NAME_NOT_RESOLVED")
-        if message.type == "error" and not (offline and not self._same_origin(where)):
-            self._find(self.current, "console error", f"{message.text} (at {where})")
+        if message.type != "error" or (offline and not self._same_origin(where)):
+            return
+        if message.text.startswith("Failed to load resource") and self._same_origin(where):
+            self._find(where, f"console error on {self.current}: {message.text}")
+        else:
+            self._find(self.current, f"console error: {message.text} (at {where})")
 
     def _response(self, response) -> None:
+        """What the page loads by itself (htmx, scripts, images); the page is _check_status's."""
+        if response.request.is_navigation_request() and response.frame == self.page.main_frame:
+            return
         if response.status >= 500 or response.status in (404, 410):
-            self._find(response.url, response.status, f"while loading {self.current}")
+            self._find(response.url, f"{response.status} when {self.current} loaded it")
 
     def _started(self, request) -> None:
         self.in_flight += 1
@@ -138,14 +147,19 @@ class Crawl:
     def _failed(self, request) -> None:
         self.in_flight -= 1
         if self._same_origin(request.url) and "ERR_ABORTED" not in (request.failure or ""):
-            self._find(request.url, "request failed", f"{request.failure} on {self.current}")
+            self._find(request.url, f"request failed ({request.failure}) on {self.current}")
 
-    def _find(self, url: str, status, detail: str) -> None:
-        line = f"[{self.username}] {self._short(url)} {status}: {detail}"
-        if line not in self.findings:
-            self.findings.append(line)
+    def _find(self, url: str, problem: str) -> None:
+        problems = self.findings.setdefault(self._short(url), [])
+        if problem in problems:
+            return
+        problems.append(problem)
+        if FINDINGS_FILE:
             with open(FINDINGS_FILE, "a") as fh:
-                fh.write(line + "\n")
+                fh.write(f"{self._short(url)} [{self.username}] {problem}\n")
+
+    def report(self) -> list[str]:
+        return [f"{url} [{self.username}] " + "; ".join(p) for url, p in self.findings.items()]
 
     # --- URLs ---------------------------------------------------------------------------
 
@@ -210,11 +224,11 @@ class Crawl:
         except PlaywrightError as exc:
             if "Download is starting" in str(exc):
                 return self._fetch(url, htmx=False)
-            return self._find(url, "navigation failed", str(exc).splitlines()[0])
+            return self._find(url, f"navigation failed: {str(exc).splitlines()[0]}")
         if response is None:
             return None
         if not self._same_origin(self.page.url):
-            return self._find(url, "left the site", f"redirected to {self.page.url}")
+            return self._find(url, f"left the site for {self.page.url}")
         self._check_status(url, response.status)
         self._settle()
         links = self.page.evaluate(
@@ -252,7 +266,7 @@ class Crawl:
 
     def _check_status(self, url: str, status: int, how: str = "opened") -> None:
         if status >= 500 or status in (404, 410):
-            self._find(url, status, how)
+            self._find(url, f"{status} ({how})")
 
 
 def snapshot(engine) -> dict:
@@ -302,13 +316,13 @@ def test_a_user_and_an_admin_reach_every_page_without_errors(
             crawl.run(start_paths(crawl_site, admin))
             state_changes |= changed_columns(before, snapshot(services.engine))
             counts[username] = (crawl.visited, len(crawl.queue))
-            findings += crawl.findings
+            findings += crawl.report()
         finally:
             context.close()
     # Enough of the site was seen for the assertion to mean something.
     for username, (visited, left) in counts.items():
         assert visited >= 100, f"{username} reached only {visited} URLs"
-    assert not findings, f"{len(findings)} problems (visited, left: {counts}):\n" + "\n".join(
+    assert not findings, f"{len(findings)} URLs fail (visited, left: {counts}):\n" + "\n".join(
         findings
     )
     assert state_changes <= STATE_CHANGED_BY_READING, (
