@@ -6,6 +6,7 @@ from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from crm import csv_import
+from crm.record_kinds import KINDS
 from crm.upload_stash import StashError, UploadStash
 from crm.web import db, is_htmx, page, services
 
@@ -71,8 +72,19 @@ def _mapping_page(kind, token, table, mapping, error=None):
         table=table,
         mapping=mapping,
         fields=csv_import.FIELDS[kind],
+        labels=_labels(kind),
         error=error,
     )
+
+
+def _labels(kind: str) -> dict[str, str]:
+    """What the mapping shows for each importable field: the label the record's form uses."""
+    form = {f.name: f.label for f in KINDS[kind].fields}
+    other = {"email": "E-mail address", "account": "Account (by name)"}
+    return {
+        name: form.get(name) or other.get(name) or name.replace("_", " ").capitalize()
+        for name in csv_import.FIELDS[kind]
+    }
 
 
 @bp.get("/<kind>/<token>")

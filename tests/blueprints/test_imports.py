@@ -82,3 +82,12 @@ def test_another_users_upload_is_404(client, make_user):
     client.login("bob")
     assert client.get(url).status_code == 404
     assert client.post(url, data={"map-0": "name"}).status_code == 404
+
+
+def test_mapping_shows_field_labels_not_raw_names(user_client):
+    response = _upload(user_client, "contacts", "Vorname,Mail,Firma\nAnna,anna@example.de,ACME\n")
+    page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    options = dict(re.findall(r'<option value="([a-z_]+)"[^>]*>([^<]*)</option>', page))
+    assert options["first_name"] == "First name" and options["last_name"] == "Last name"
+    assert options["email"] == "E-mail address" and options["account"] == "Account (by name)"
+    assert ">first_name<" not in page
