@@ -214,11 +214,19 @@ def test_header_shows_badges_problems_people_and_thread(user_client, db, rep):
         "Bounce",
         "Unknown charset x-foo",
         "carol@customer.example",
-        "Archived",
         "Conversation",
         f"/mail/{root.id}",
     ):
         assert text in page
+
+
+def test_status_badge_only_for_drafts_and_sent_mail(user_client, db, rep):
+    fetched = make_email(db, users=[rep.id]).id  # "Archived", like every fetched mail
+    sent = make_email(db, users=[rep.id], status="Sent").id
+    db.commit()
+    badge = re.compile(r'<span class="badge status">(\w+)</span>')
+    assert not badge.search(user_client.get(f"/mail/{fetched}").get_data(as_text=True))
+    assert badge.search(user_client.get(f"/mail/{sent}").get_data(as_text=True)).group(1) == "Sent"
 
 
 @pytest.mark.parametrize("htmx", [False, True])
