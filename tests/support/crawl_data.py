@@ -23,7 +23,7 @@ from crm import csv_import, folders, mail_actions
 from crm.filtering import FilterForm, save_filter
 from crm.mail import linking
 from crm.mail.threadtoken import make_message_id
-from crm.models import Account, Case, Contact, Email, Lead, Team, User
+from crm.models import Account, Case, Contact, Email, Lead, Notification, Task, Team, User
 from crm.records import KINDS, create_record
 from crm.users import create_user
 from tests.support.mailboxes import fetch, make_account
@@ -514,7 +514,22 @@ def _link_by_hand(session, rep_id, data: CrawlData) -> None:
         linking.set_parent(session, lukasz, "Lead", lead.id, "manual")
         data.linked_mail_ids["Lead"] = lukasz.id
     data.mail_count = len(emails)
+    _check(session, data)
     for kind in KINDS.values():
         first = session.scalars(select(kind.model).order_by(kind.model.id)).first()
         if first is not None:
             data.record_paths.append(f"/records/{kind.slug}/{first.id}")
+
+
+def _check(session, data: CrawlData) -> None:
+    """The import made what the crawl is meant to see; if linking or detection change, say so
+    here rather than let the crawl quietly cover less."""
+    assert set(data.linked_mail_ids) == {"Account", "Contact", "Lead", "Opportunity", "Case"}, (
+        data.linked_mail_ids
+    )
+    emails = session.scalars(select(Email)).all()
+    assert any(e.is_bounce for e in emails) and any(e.is_auto_reply for e in emails)
+    assert any(e.parent_type is None for e in emails)
+    assert any(e.has_attachments for e in emails)
+    assert session.scalars(select(Notification)).first() is not None
+    assert session.scalars(select(Task).where(Task.email_id.is_not(None))).first() is not None
