@@ -251,28 +251,33 @@ def filters(session: Session, query: Query) -> list:
 class _Clause:
     tokens: tuple[str, ...]  # folded, one after the other
     prefix: bool  # the last token matches as a prefix
-    subject_only: bool = False
+    column: str | None = None  # "subject" or "address_text"; None: anywhere
 
 
 def clauses(found: Terms) -> list[_Clause]:
     """The text conditions of Terms: a clause per word, CJK word, phrase; at most MAX_TERMS."""
     out: list[_Clause] = []
 
-    def add(raw: str, phrase: bool, subject_only: bool) -> None:
+    def add(raw: str, phrase: bool, column: str | None = None, open_end: bool = False) -> None:
         words = folding.query_words(raw)
         if phrase and words:
             tokens = tuple(t for word in words for t in word)
-            out.append(_Clause(tokens, len(tokens) == 1 and _is_prefix(tokens[0]), subject_only))
+            prefix = (open_end or len(tokens) == 1) and _is_prefix(tokens[-1])
+            out.append(_Clause(tokens, prefix, column))
             return
         for word in words:
-            out.append(_Clause(word, len(word) == 1 and _is_prefix(word[0]), subject_only))
+            out.append(_Clause(word, len(word) == 1 and _is_prefix(word[0]), column))
 
     for raw in found.words:
-        add(raw, False, False)
+        add(raw, False)
     for raw in found.phrases:
-        add(raw, True, False)
+        add(raw, True)
     for raw in found.subject:
-        add(raw, " " in raw.strip(), True)
+        add(raw, " " in raw.strip(), "subject")
+    # from: and to: also need their words among the mail's people: the index finds those
+    # (folded, and cheaply), the conditions of `filters` then check who sent or received it.
+    for raw in (*found.sender, *found.to):
+        add(raw, True, "address_text", open_end=True)
     return out[:MAX_TERMS]
 
 
@@ -290,7 +295,7 @@ def match(session: Session, found: Terms):
     # The vector sits on the reader's own state row: the planner either reads the user's
     # matches from the (user_id, search_vector) index, or, for a common word, checks the
     # vector while reading the user's list newest first; neither visits a mail row. The
-    # subject's words carry weight A (migration 0002).
+    # subject's words carry weight A, the people's B (migration 0002).
     tsquery = " & ".join(_tsquery(c) for c in parts)
     return text("email_user_states.search_vector @@ to_tsquery('crm_unaccent', :q)").bindparams(
         q=tsquery
@@ -299,11 +304,14 @@ def match(session: Session, found: Terms):
 
 def _fts5(clause: _Clause) -> str:
     phrase = '"' + " ".join(clause.tokens) + '"' + ("*" if clause.prefix else "")
-    return f"subject : {phrase}" if clause.subject_only else phrase
+    return f"{clause.column} : {phrase}" if clause.column else phrase
+
+
+WEIGHTS = {"subject": "A", "address_text": "B", None: ""}  # as migration 0005 sets them
 
 
 def _tsquery(clause: _Clause) -> str:
-    weight = "A" if clause.subject_only else ""
+    weight = WEIGHTS[clause.column]
     marks = [":" + weight if weight else ""] * len(clause.tokens)
     if clause.prefix:
         marks[-1] = ":*" + weight
