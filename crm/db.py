@@ -8,6 +8,8 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from crm import folding
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -48,6 +50,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    # Search compares names folded (case and accents off) the same way on both databases;
+    # PostgreSQL has unaccent(lower()), SQLite gets the Python fold.
+    dbapi_conn.create_function("crm_fold", 1, _fold, deterministic=True)
+
+
+def _fold(value: str | None) -> str | None:
+    return None if value is None else folding.fold(value)
 
 
 def _postgresql_settings(dbapi_conn, _record) -> None:

@@ -222,9 +222,9 @@ def filters(session: Session, query: Query) -> list:
         conditions.append(text_match)
     for sender in (query.sender, *found.sender):
         if sender:
-            conditions.append(_from(sender))
+            conditions.append(_from(session, sender))
     for recipient in found.to:
-        conditions.append(_to(recipient))
+        conditions.append(_to(session, recipient))
     if query.has_attachment or found.has_attachment:
         conditions.append(Email.has_attachments == true())
     flags = found.flags
@@ -323,27 +323,37 @@ def _is_prefix(token: str) -> bool:
     return len(token) >= MIN_PREFIX or (len(token) == 1 and folding.is_cjk(token))
 
 
-def _from(sender: str):
+def _from(session: Session, sender: str):
+    """Mail whose sender's address or name contains `sender` (case and accents folded)."""
     needle = sender.lower()
     addresses = select(EmailAddress.id).where(EmailAddress.lower.contains(needle, autoescape=True))
     return or_(
         Email.from_address_id.in_(addresses),
-        func.lower(Email.from_name).contains(needle, autoescape=True),
+        _folded(session, Email.from_name).contains(folding.fold(sender), autoescape=True),
     )
 
 
-def _to(recipient: str):
+def _to(session: Session, recipient: str):
     """Mail with a To, Cc or Bcc recipient whose address or name contains `recipient`."""
     needle = recipient.lower()
     addresses = select(EmailAddress.id).where(EmailAddress.lower.contains(needle, autoescape=True))
+    name = _folded(session, EmailRecipient.name)
     holders = select(EmailRecipient.email_id).where(
         EmailRecipient.role.in_(RECIPIENT_ROLES),
         or_(
             EmailRecipient.address_id.in_(addresses),
-            func.lower(EmailRecipient.name).contains(needle, autoescape=True),
+            name.contains(folding.fold(recipient), autoescape=True),
         ),
     )
     return Email.id.in_(holders)
+
+
+def _folded(session: Session, column):
+    """`column` folded in SQL as folding.fold folds in Python: the databases' lower() would not
+    take accents off, and SQLite's folds ASCII only ("Müller" stayed "Müller")."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.unaccent(func.lower(column))
+    return func.crm_fold(column)  # crm.db registers folding.fold on every SQLite connection
 
 
 def _parent(raw: str):

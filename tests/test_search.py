@@ -332,6 +332,20 @@ def test_from_to_and_subject(db, rep):
     assert find(db, rep, q="from:bob subject:lunch") == []
 
 
+def test_from_names_fold_case_and_accents(db, rep):
+    """The sender's name is compared folded on both databases (SQLite's lower() is ASCII)."""
+    a = make_email(db, users=[rep.id], subject="Reklamation", from_addr="jm@feinmech.example",
+                   from_name="Jürgen MÜLLER")  # fmt: skip
+    b = make_email(db, users=[rep.id], subject="Faktura", from_addr="ss@vyroba.example",
+                   from_name="Šárka Dvořáková")  # fmt: skip
+    db.commit()
+    assert find(db, rep, q="from:muller") == [a.id]
+    assert find(db, rep, q="from:jurgen") == [a.id]
+    assert find(db, rep, **{"from": "mülle"}) == [a.id]
+    assert find(db, rep, **{"from": "sarka dvorak"}) == [b.id]
+    assert find(db, rep, q="from:DVOŘÁKOVÁ") == [b.id]
+
+
 def test_has_is_before_after_and_in(db, rep):
     folder = create_folder(db, rep.id, "Projekty Ř")
     old = make_email(db, users=[rep.id], subject="plan", date=datetime(2025, 12, 31, 23, 0))
