@@ -190,6 +190,9 @@ def document(body: str, origin: str, allow_remote: bool = False) -> str:
         '<!doctype html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{escape(csp(origin, allow_remote))}">'
         '<meta name="referrer" content="no-referrer">'
+        # Links open in a new tab (the frame's sandbox lets popups escape it): inside the
+        # frame they would go nowhere, the page's policy refuses foreign frame content.
+        '<base target="_blank">'
         "<style>body{font:14px/1.45 system-ui,sans-serif;margin:8px;overflow-wrap:anywhere}"
         "img{max-width:100%;height:auto}</style>"
         f"</head><body>{body}</body></html>"

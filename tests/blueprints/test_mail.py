@@ -86,7 +86,11 @@ def test_html_body_is_sanitised_inside_a_sandboxed_iframe(user_client, db, rep):
     page = response.get_data(as_text=True)
     # allow-same-origin lets mail.js size the frame; scripts, forms, popups stay off.
     sandbox = re.search(r'<iframe class="mailbody" title="Message body" sandbox="([^"]*)"', page)
-    assert sandbox.group(1).split() == ["allow-same-origin"]
+    assert sandbox.group(1).split() == [
+        "allow-same-origin",
+        "allow-popups",
+        "allow-popups-to-escape-sandbox",
+    ]
     doc = srcdoc(page)
     assert "Content-Security-Policy" in doc and "default-src &#39;none&#39;" in doc
     assert "<b>there</b>" in doc

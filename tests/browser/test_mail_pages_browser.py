@@ -69,7 +69,9 @@ def test_the_body_frame_is_sandboxed_without_scripts(live_server, browser, db, r
     sign_in(page, live_server)
     page.goto(f"{live_server}/mail/{mail}")
     frame = page.locator("iframe.mailbody")
-    expect(frame).to_have_attribute("sandbox", "allow-same-origin")
+    expect(frame).to_have_attribute(
+        "sandbox", "allow-same-origin allow-popups allow-popups-to-escape-sandbox"
+    )
     expect(page.frame_locator("iframe.mailbody").locator("body")).to_contain_text("Hello")
     # Even a script put into the frame's document from outside does not run there.
     ran = page.evaluate(
@@ -187,3 +189,21 @@ def test_trash_and_move_can_be_undone_from_the_notice(live_server, browser, db, 
     notice.get_by_role("button", name="Undo").click()
     expect(rows).to_have_count(2)
     expect(page.locator("#pane a", has_text="Projects")).not_to_contain_text("1")
+
+
+def test_a_link_in_a_mail_opens_in_a_new_tab(live_server, browser, db, rep):
+    """Inside the sandboxed frame a link went nowhere; it opens a tab of its own, unsandboxed,
+    and the mail stays open."""
+    target = f"{live_server}/records/contacts/"
+    mail = make_email(db, users=[rep], html=f'<p>See <a href="{target}">our price list</a></p>')
+    db.commit()
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/mail/{mail.id}")
+    with page.context.expect_page() as opened:
+        page.frame_locator("iframe.mailbody").get_by_role("link", name="our price list").click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url.startswith(target)
+    assert tab.evaluate("window.origin") == live_server  # not the sandbox's opaque origin
+    expect(page.locator("iframe.mailbody")).to_be_visible()
