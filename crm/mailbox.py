@@ -63,6 +63,10 @@ class Row:
     has_attachments: bool
     is_read: bool
     is_important: bool
+    thread: str = ""  # the thread key (crm.conversations.thread_key)
+    # A conversation row (crm.conversations): its latest mail's fields, these over all its mail.
+    count: int = 1
+    conversation: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,11 @@ class ListPage:
     next_cursor: str | None
 
 
-def condition(view: View, user_id: int):
-    """The WHERE clause over (EmailUserState, Email) that defines a folder for a user."""
+def condition(view: View, user_id: int, S=S, E=E):
+    """The WHERE clause over (EmailUserState, Email) that defines a folder for a user.
+
+    S and E may be aliases of the two models (a subquery over the same folder).
+    """
     mine = S.user_id == user_id
     by_me = E.created_by_id == user_id
     if view.key == "inbox":
@@ -212,6 +219,7 @@ def _rows(session: Session, found, with_recipients: bool) -> list[Row]:
             has_attachments=email.has_attachments,
             is_read=state.is_read,
             is_important=state.is_important,
+            thread=email.thread_root or email.identity,
         )
         for state, email, address in found
     ]
@@ -272,11 +280,15 @@ def open_mail(session: Session, user: User, email_id: int) -> Email | None:
 def thread(session: Session, user: User, email: Email) -> list[Email]:
     """The other mail of the conversation: ancestors by References/In-Reply-To, and replies."""
     keys = {k for k in [*(email.references or []), email.in_reply_to, email.identity] if k}
-    # Candidates through the identity and in_reply_to indexes, one query each (with OR, or with
-    # the visibility condition alongside, SQLite chose to scan every mail); then the reader's rows.
+    root = {
+        email.thread_root or email.identity
+    }  # the whole thread, as the conversation list has it
+    # Candidates through the identity, in_reply_to and thread_root indexes, one query each (with
+    # OR, or with the visibility condition alongside, SQLite chose to scan every mail); then the
+    # reader's rows.
     ids: list[int] = []
-    for column in (E.identity, E.in_reply_to):
-        found = select(E.id).where(column.in_(keys), E.id != email.id).limit(100)
+    for column, wanted in ((E.identity, keys), (E.in_reply_to, keys), (E.thread_root, root)):
+        found = select(E.id).where(column.in_(wanted), E.id != email.id).limit(100)
         ids += [i for i in session.scalars(found) if i not in ids]
     if ids and not user.is_admin:
         mine = select(S.email_id).where(S.user_id == user.id, S.email_id.in_(ids))

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.db import Base, utcnow
@@ -38,6 +48,10 @@ class User(Base):
     use_external_client: Mapped[bool] = mapped_column(Boolean, default=False)
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     date_format: Mapped[str] = mapped_column(String(32), default="%Y-%m-%d")
+    # The mail lists show one row per conversation (thread) instead of one per mail.
+    mail_as_conversations: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members")
     # Bumped when the password changes, so old sessions stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
