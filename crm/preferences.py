@@ -1,4 +1,4 @@
-"""A user's personal preferences: signature, mail client, time zone, date format."""
+"""A user's personal preferences: signature, mail client, time zone, date format, mail lists."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def update_preferences(user: User, form) -> None:
     user.time_zone = time_zone
     user.date_format = date_format
     user.use_external_client = form.get("use_external_client") == "on"
+    user.mail_as_conversations = form.get("mail_view") == "conversations"
 
 
 def _zone(name: str | None) -> ZoneInfo:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from crm import mailbox, mailbox_actions, search
+from crm import conversations, mailbox, mailbox_actions, search
 from crm.db import utcnow
 from crm.web import (
     db,
@@ -44,7 +44,7 @@ def folder(key: str):
 def _show(key: str, status: int = 200):
     view = get_or_404(mailbox.resolve(db(), current_user, key))
     cursor = request.args.get("after")
-    listing = mailbox.list_page(db(), current_user, view, cursor)
+    listing = _listing(view, cursor)
     more_url = url_for("inbox.folder", key=view.key, after=listing.next_cursor)
     if cursor and wants_fragment():
         return fragment("inbox/_rows.html", view=view, listing=listing, more_url=more_url)
@@ -58,6 +58,13 @@ def _show(key: str, status: int = 200):
         query=search.Query(),  # the search box covers all mail; Refine narrows to a folder
         may_delete=mailbox_actions.may_delete(db(), current_user),
     )
+
+
+def _listing(view: mailbox.View, cursor: str | None) -> mailbox.ListPage:
+    """The user's choice in Preferences: a row per conversation, or (the default) per mail."""
+    if current_user.mail_as_conversations and view.key != "drafts":
+        return conversations.conversation_page(db(), current_user, view, cursor)
+    return mailbox.list_page(db(), current_user, view, cursor)
 
 
 @bp.get("/search")
@@ -105,7 +112,7 @@ def move():
 
 
 def _act(action: str, back: str):
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = selected_ids(request.form.getlist("ids"), back)
     if action == "delete" and request.form.get("confirmed") != "yes":
         return confirm_delete(
             ids, back, url_for("inbox.actions"), url_for("inbox.folder", key=back)
@@ -121,6 +128,19 @@ def _act(action: str, back: str):
         listing = _show(back if mailbox.resolve(db(), current_user, back) else "inbox")
         return offer_undo(trigger(listing, "mail-changed"), undo)
     return offer_undo(redirect(url_for("inbox.folder", key=back), 303), undo)
+
+
+def selected_ids(values: list[str], back: str) -> list[int]:
+    """The mail a list form names: mail ids, and "thread:<id>" for a conversation row, which
+    stands for all of that mail's thread in the folder `back` the row was listed in."""
+    ids = {int(v) for v in values if v.isdigit()}
+    heads = [int(v[7:]) for v in values if v.startswith("thread:") and v[7:].isdigit()]
+    view = mailbox.resolve(db(), current_user, back) if heads else None
+    if view is not None:
+        ids.update(conversations.thread_mail_ids(db(), current_user, view, heads))
+    else:
+        ids.update(heads)
+    return sorted(ids)
 
 
 # --- undo of move and trash -----------------------------------------------------------------

@@ -30,6 +30,7 @@ def _signed_in():
 @bp.get("/<int:email_id>")
 def show(email_id: int):
     email = get_or_404(mailbox.open_mail(db(), current_user, email_id))
+    _open_conversation(email_id, request.args.get("conversation"))
     db().commit()
     allow = request.args.get("images") == "1" or reading.trusts_sender(db(), current_user.id, email)
     body = reading.body(email, request.host_url.rstrip("/"), _inline_url(email_id), allow)
@@ -46,6 +47,13 @@ def show(email_id: int):
     if allow:  # the iframe inherits this page's policy, so it must let the images through too
         response.headers["Content-Security-Policy"] = web.CSP.format(images=" https: http:")
     return response
+
+
+def _open_conversation(email_id: int, folder: str | None) -> None:
+    """Opened from a conversation row: the whole conversation in that folder is read now."""
+    if folder and mailbox.resolve(db(), current_user, folder) is not None:
+        ids = inbox.selected_ids([f"thread:{email_id}"], folder)
+        mailbox_actions.apply(db(), current_user, "read", ids)
 
 
 def _context(email) -> dict:
@@ -132,10 +140,15 @@ def star(email_id: int):
     get_or_404(mailbox.readable(db(), current_user, email_id))
     important = request.values.get("on") == "1"
     action = "important" if important else "unimportant"
-    mailbox_actions.apply(db(), current_user, action, [email_id])
+    # A conversation row's star stands for all of its mail in the folder it was listed in.
+    folder = request.values.get("conversation") or None
+    ids = inbox.selected_ids([f"thread:{email_id}"], folder) if folder else [email_id]
+    mailbox_actions.apply(db(), current_user, action, ids)
     db().commit()
     if is_htmx():
-        response = fragment("mail/_star.html", mail_id=email_id, important=important)
+        response = fragment(
+            "mail/_star.html", mail_id=email_id, important=important, conversation=folder
+        )
         return trigger(response, "mail-changed")
     return redirect(_back(email_id), 303)
 

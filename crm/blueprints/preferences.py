@@ -34,6 +34,7 @@ def edit():
             "use_external_client": user.use_external_client,
             "time_zone": user.time_zone,
             "date_format": user.date_format,
+            "mail_view": "conversations" if user.mail_as_conversations else "mails",
         }
     )
 
