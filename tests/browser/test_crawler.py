@@ -303,7 +303,7 @@ def crawl_site(app, services, imap_server):
 def test_a_user_and_an_admin_reach_every_page_without_errors(
     live_server, browser_instance, services, crawl_site
 ):
-    findings, counts, state_changes = [], {}, set()
+    findings, counts, state_changes, conversations = [], {}, set(), set()
     for username, admin in ((crawl_site.user, False), (crawl_site.admin, True)):
         context = browser_instance.new_context()
         context.set_default_timeout(10_000)
@@ -316,12 +316,15 @@ def test_a_user_and_an_admin_reach_every_page_without_errors(
             crawl.run(start_paths(crawl_site, admin))
             state_changes |= changed_columns(before, snapshot(services.engine))
             counts[username] = (crawl.visited, len(crawl.queue))
+            # The user's lists show conversations (crawl_data): their rows open with ?conversation=.
+            conversations |= {key for _, key in crawl.seen if "conversation=" in key}
             findings += crawl.report()
         finally:
             context.close()
     # Enough of the site was seen for the assertion to mean something.
     for username, (visited, left) in counts.items():
         assert visited >= 100, f"{username} reached only {visited} URLs"
+    assert any(key.startswith("/mail/") for key in conversations), "no conversation was opened"
     assert not findings, f"{len(findings)} URLs fail (visited, left: {counts}):\n" + "\n".join(
         findings
     )

@@ -246,6 +246,7 @@ def _users(session):
     rep = create_user(
         session, "rep", PASSWORD, ["rep@example.com"], False, ["Podpora"], "Renáta Šťastná"
     )
+    rep.mail_as_conversations = True  # the user crawls the lists as conversations, boss as mails
     create_user(session, "boss", PASSWORD, ["boss@example.com"], True, ["Podpora"], "Jürgen Weiß")
     create_user(session, "olga", PASSWORD, ["olga.p@example.com"], False, ["Podpora"], "Ольга")
     create_user(session, "piotr", PASSWORD, ["piotr@example.com"], False, ["Obchod"], "Piotr Żak")
