@@ -119,3 +119,34 @@ def test_0004_merges_accounts_whose_names_differ_only_in_case(tmp_path):
     finally:
         engine.dispose()
         drop()
+
+
+# --- 0006: users.mail_as_conversations ------------------------------------------------------
+
+
+def test_0006_keeps_everything_that_hangs_off_users(tmp_path):
+    """SQLite rebuilds a table by dropping it, and with foreign keys on that drop cascades: the
+    column must be added in place, or every user's mail state, folders and accounts go."""
+    from sqlalchemy import text
+
+    url, drop = create_database(tmp_path)
+    engine = make_engine(url)
+    try:
+        upgrade(url, "0005")
+        with engine.begin() as conn:
+            _insert(conn, "users", id=1, username="rep", name="", password_hash="", is_admin=False,
+                    is_active=True, created_at=NOW, signature="", use_external_client=False,
+                    time_zone="UTC", date_format="%Y-%m-%d", session_version=1)  # fmt: skip
+            _insert(conn, "folders", id=1, name="Projects", user_id=1, is_group=False, position=0,
+                    skip_notifications=False)  # fmt: skip
+        counts = "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM folders)"
+        upgrade(url, "0006")
+        with engine.connect() as conn:
+            assert tuple(conn.execute(text(counts)).one()) == (1, 1)
+            assert conn.scalar(text("SELECT mail_as_conversations FROM users")) in (False, 0)
+        downgrade(url, "0005")
+        with engine.connect() as conn:
+            assert tuple(conn.execute(text(counts)).one()) == (1, 1)
+    finally:
+        engine.dispose()
+        drop()

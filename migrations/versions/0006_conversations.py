@@ -2,6 +2,10 @@
 
 Off for everyone (one row per mail, as before); each user switches it in Preferences.
 
+Added and dropped in place (ALTER TABLE ... ADD / DROP COLUMN, SQLite 3.35+), never through a
+batch rebuild: SQLite rebuilds a table by dropping it, and with foreign keys on, dropping
+`users` cascades to every mail state, folder and mail account.
+
 Revision ID: 0006
 Revises: 0005
 """
@@ -16,14 +20,11 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column(
-                "mail_as_conversations", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
-        )
+    op.add_column(
+        "users",
+        sa.Column("mail_as_conversations", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade():
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("mail_as_conversations")
+    op.drop_column("users", "mail_as_conversations")
