@@ -116,6 +116,11 @@ def test_0004_merges_accounts_whose_names_differ_only_in_case(tmp_path):
             assert [tuple(r) for r in links] == [(1, 1, True), (2, 1, False)]
             keys = conn.execute(text("SELECT name_key FROM accounts ORDER BY id")).scalars().all()
             assert keys == ["électricité du rhône sa"] * 2 + ["ао «волга-пром»"]
+        downgrade(url, "0003")  # the column goes; the links to the accounts stay
+        with engine.connect() as conn:
+            contacts = conn.execute(text("SELECT id, account_id FROM contacts ORDER BY id")).all()
+            assert [tuple(r) for r in contacts] == [(1, 1), (2, 5)]
+            assert conn.execute(text("SELECT parent_id, account_id FROM emails")).one() == (1, 1)
     finally:
         engine.dispose()
         drop()

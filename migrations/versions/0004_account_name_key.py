@@ -50,8 +50,11 @@ FILLED_FROM_COPIES = ("website", "phone", "description")
 
 
 def upgrade():
-    with op.batch_alter_table("accounts") as batch:
-        batch.add_column(sa.Column("name_key", sa.String(255), nullable=False, server_default=""))
+    # In place, never through a batch rebuild: SQLite rebuilds a table by dropping it, and
+    # with foreign keys on, dropping `accounts` would clear every contact's and mail's account.
+    op.add_column(
+        "accounts", sa.Column("name_key", sa.String(255), nullable=False, server_default="")
+    )
     conn = op.get_bind()
     rows = conn.execute(
         sa.text(
@@ -142,5 +145,4 @@ def _merge_addresses(conn, keep: int, ids: list[int]) -> None:
 def downgrade():
     # Merged accounts stay merged: which copy held what is not kept.
     op.drop_index("ix_accounts_name_key", "accounts")
-    with op.batch_alter_table("accounts") as batch:
-        batch.drop_column("name_key")
+    op.drop_column("accounts", "name_key")
