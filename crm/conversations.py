@@ -32,7 +32,8 @@ def thread_key(e=E):
 def in_threads(keys, e=E):
     """Mail of any of these threads."""
     keys = list(keys)
-    return or_(e.thread_root.in_(keys), and_(e.thread_root.is_(None), e.identity.in_(keys)))
+    # "thread_root IS NULL" would lead SQLite to walk every root through the thread_root index.
+    return or_(e.thread_root.in_(keys), and_(e.identity.in_(keys), thread_key(e) == e.identity))
 
 
 def _outranked(view: View, user_id: int, by_root: bool):
@@ -41,7 +42,7 @@ def _outranked(view: View, user_id: int, by_root: bool):
     if by_root:
         same = e2.thread_root == thread_key()
     else:
-        same = and_(e2.identity == E.thread_root, e2.thread_root.is_(None))
+        same = and_(e2.identity == E.thread_root, thread_key(e2) == e2.identity)
     newer = tuple_(s2.sort_date, s2.email_id) > tuple_(S.sort_date, S.email_id)
     stmt = select(literal(1)).select_from(s2).join(e2, e2.id == s2.email_id)
     return stmt.where(same, newer, condition(view, user_id, s2, e2)).exists()
@@ -72,6 +73,7 @@ def _summaries(session: Session, user: User, view: View, keys: set[str]) -> dict
             func.sum(case((S.is_important == true(), 1), else_=0)),
             func.sum(case((E.has_attachments == true(), 1), else_=0)),
         )
+        .select_from(S)
         .join(E, E.id == S.email_id)
         .outerjoin(EmailAddress, EmailAddress.id == E.from_address_id)
         .where(condition(view, user.id), in_threads(keys))
