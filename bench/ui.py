@@ -1,9 +1,11 @@
-"""Mail client speed: server time for the first list page, page 500, searches and opening a mail.
+"""Mail client speed: server time for the first list page, page 500, searches and opening a mail,
+and the Inbox as conversations (its first page and page 100).
 
 Seeds 100,000 mail for one user among 1,000,000 in the database (ten users) with bulk inserts,
 then times each request through the app in-process (median of --runs), on SQLite and/or
 PostgreSQL. Target: every median under 50 ms, and page 500 no slower than page 1. The searches:
-a plain word, operators (from: and subject:), and a word typed without its accents.
+a plain word, operators (from: and subject:), and a word typed without its accents. A third of
+the mail answers an earlier mail of its reader (THREADED), so the conversations are real ones.
 
     .venv/bin/python bench/ui.py                      # both databases, full size
     .venv/bin/python bench/ui.py --db sqlite --scale 0.1
@@ -50,6 +52,8 @@ BATCH = 5_000
 SEARCH_WORD = "zephyr"  # in about 1 mail of 200: a name or product one looks for
 ACCENTED_WORD = "děkuji"  # as often, found by typing it without accents
 OPERATORS = f"from:person12 subject:{SEARCH_WORD}"  # person12, 120-129, 1200-1299: 5 % of senders
+THREADED = 0.33  # of the mail replies to one of its reader's last THREAD_WINDOW mails' threads
+THREAD_WINDOW = 2000
 rng = random.Random(42)
 WORDS = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(5000)]
 
@@ -93,6 +97,7 @@ def seed(url: str, per_user: int, users: int) -> int:
         )
     email_id = 0
     for user_id in user_ids:
+        roots: list[str] = []  # the thread root of each of the user's recent mail
         for first in range(0, per_user, BATCH):
             emails, states = [], []
             for _ in range(min(BATCH, per_user - first)):
@@ -100,6 +105,12 @@ def seed(url: str, per_user: int, users: int) -> int:
                 when = start + timedelta(seconds=rng.randrange(5 * 365 * 86400) // 60 * 60)
                 body = sentence(40)
                 sender = rng.choice(address_ids)
+                root = f"bench-{email_id}@bench.example"
+                thread = {"references": [], "in_reply_to": None}
+                if roots and rng.random() < THREADED:
+                    root = rng.choice(roots[-THREAD_WINDOW:])
+                    thread = {"references": [root], "in_reply_to": root}
+                roots.append(root)
                 emails.append(
                     email_row(
                         email_id,
@@ -110,6 +121,7 @@ def seed(url: str, per_user: int, users: int) -> int:
                         from_address_id=sender,
                         address_text=f"Person {sender} person{sender}@example user{user_id}@example.com",
                         has_attachments=rng.random() < 0.1,
+                        **thread,
                     )
                 )
                 states.append(
@@ -166,6 +178,23 @@ def page_cursor(app, user_id: int, page: int) -> str:
     return encode_cursor(*row)
 
 
+def conversation_urls(app, user_id: int) -> dict[str, str]:
+    """The Inbox as conversations: the user's preference on, and the cursor after page 100."""
+    from crm.conversations import conversation_page
+    from crm.mailbox import resolve
+
+    with app.extensions["crm"].Session() as session:
+        user = session.get(User, user_id)
+        user.mail_as_conversations = True
+        inbox = resolve(session, user, "inbox")
+        cursor = conversation_page(session, user, inbox, limit=99 * PAGE_SIZE).next_cursor
+        session.commit()
+    return {
+        "conversations: first page": "/inbox/",
+        "conversations: page 100": f"/inbox/inbox?after={cursor}",
+    }
+
+
 def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) -> dict[str, float]:
     config = Config(
         instance_dir=workdir / "instance",
@@ -200,6 +229,7 @@ def measure(url: str, user_id: int, workdir: Path, runs: int, redis_url: str) ->
         assert client.get(f"/mail/{mail_id}").status_code == 200
         samples.append((time.perf_counter() - t0) * 1000)
     results["open a mail"] = statistics.median(samples)
+    results.update(timed(client, conversation_urls(app, user_id), runs))
     app.extensions["crm"].dispose()
     return results
 
@@ -213,7 +243,9 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         if reuse:
             KEPT_DIR.mkdir(parents=True, exist_ok=True)
-            name = f"crm_bench_ui_{per_user}" + (f"_{users}u" if users != USERS else "")
+            name = (
+                f"crm_bench_ui_{per_user}" + (f"_{users}u" if users != USERS else "") + "_threads"
+            )
             url, drop = databases.create_database(KEPT_DIR, keep_as=name)
         else:
             url, drop = databases.create_database(Path(tmp))
