@@ -134,4 +134,3 @@ def _nav_items():
 
 def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
-
