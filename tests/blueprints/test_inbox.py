@@ -220,7 +220,9 @@ def test_lists_require_sign_in(client):
 
 
 def undo_form(html: str) -> dict:
-    form = re.search(r'<form method="post" action="/inbox/undo".*?</form>', html, re.DOTALL).group(0)
+    form = re.search(r'<form method="post" action="/inbox/undo".*?</form>', html, re.DOTALL).group(
+        0
+    )
     fields = re.findall(r'name="(back|item)" value="([^"]*)"', form)
     return {
         "back": next(v for k, v in fields if k == "back"),
