@@ -419,7 +419,11 @@ def test_0005_indexes_existing_mail_and_records_folded(tmp_path):
         upgrade(url, "0004")
         now = "2026-01-01 00:00:00"
         with engine.begin() as conn:
-            conn.execute(insert(User).values(id=1, username="rep"))
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, username, name, password_hash, is_admin, is_active, created_at, signature, use_external_client, time_zone, date_format, session_version) VALUES (1, 'rep', '', '', false, true, '2026-01-01', '', false, 'UTC', 'YYYY-MM-DD', 0)"
+                )
+            )
             conn.execute(
                 text(
                     'INSERT INTO emails (id, identity, "references", subject, from_name, '
