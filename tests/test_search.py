@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from crm import folding, search
 from crm.folders import create_folder
