@@ -253,6 +253,8 @@ class SmtpServer:
             kwargs.update(tls_context=self._server_context(), require_starttls=require_starttls)
         elif tls == "ssl":
             kwargs["ssl_context"] = self._server_context()
+            # aiosmtpd counts only STARTTLS as encryption; implicit TLS is encrypted throughout.
+            kwargs["auth_require_tls"] = False
         self.controller = _Controller(self, **kwargs)
 
     # --- scripting --------------------------------------------------------------------
