@@ -9,7 +9,7 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export REDIS_URL
 
-.PHONY: run test test-sqlite test-postgres setup system-packages services lint bench clean
+.PHONY: run test imports test-sqlite test-postgres setup system-packages services lint bench clean
 
 run: setup
 	@scripts/ensure-redis "$(REDIS_URL)"
@@ -19,7 +19,12 @@ run: setup
 
 # Both runs always happen, so one report shows every failure; any failure fails the target.
 test: system-packages setup services
-	@status=0; $(MAKE) test-sqlite || status=1; $(MAKE) test-postgres || status=1; exit $$status
+	@status=0; $(MAKE) imports || status=1; $(MAKE) test-sqlite || status=1; \
+	  $(MAKE) test-postgres || status=1; exit $$status
+
+# The layering, as import-linter contracts in pyproject.toml.
+imports:
+	$(VENV)/bin/lint-imports
 
 test-sqlite:
 	CRM_TEST_DB=sqlite $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select
 
-from crm import csv_import, settings
+from crm import settings
 from crm.config import Config
 from crm.migrations import upgrade
 from crm.models import Account, Contact, Email, Lead, User
+from crm.records import csv_import
+from crm.records.users import create_user
 from crm.services import Services
-from crm.users import create_user
 from tests.support import databases
 from tests.support.dovecot import Dovecot
 from tests.support.mailboxes import fetch, make_account, raw_message
@@ -98,7 +99,7 @@ def import_population(services: Services, people: dict, actor_id: int) -> None:
 
 def expected_targets(services: Services, b2c: bool) -> dict[str, tuple[str, int]]:
     """address -> the record mail from (or, for outgoing mail, to) it must be linked to."""
-    from crm import addressbook
+    from crm.records import addressbook
 
     out: dict[str, tuple[str, int]] = {}
     with services.session() as session:

@@ -29,7 +29,7 @@ from bench.rows import email_row, state_row
 from crm.db import make_session_factory
 from crm.migrations import upgrade
 from crm.models import Email, EmailUserState
-from crm.users import create_user
+from crm.records.users import create_user
 from tests.support import databases
 
 BATCH = 200

@@ -38,10 +38,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from bench.rows import email_row, state_row
 from crm import create_app
 from crm.config import Config
-from crm.mailbox import PAGE_SIZE, encode_cursor
+from crm.mailbox.listing import PAGE_SIZE, encode_cursor
 from crm.migrations import upgrade
 from crm.models import Email, EmailAddress, EmailUserState, User
-from crm.users import create_user
+from crm.records.users import create_user
 from tests.support import databases
 from tests.support.redisdb import REDIS_SERVER, claim_index
 
@@ -180,8 +180,8 @@ def page_cursor(app, user_id: int, page: int) -> str:
 
 def conversation_urls(app, user_id: int) -> dict[str, str]:
     """The Inbox as conversations: the user's preference on, and the cursor after page 100."""
-    from crm.conversations import conversation_page
-    from crm.mailbox import resolve
+    from crm.mailbox.conversations import conversation_page
+    from crm.mailbox.listing import resolve
 
     with app.extensions["crm"].Session() as session:
         user = session.get(User, user_id)

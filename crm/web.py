@@ -32,6 +32,12 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def rejected_status() -> int:
+    """The status of a page that shows rejected input: 422, except for htmx, which swaps only
+    2xx answers, so a rejected boosted form must come back as 200 to be shown."""
+    return 200 if is_htmx() else 422
+
+
 def wants_fragment() -> bool:
     """An htmx request that swaps part of the page (not boosted, not a history restore)."""
     return (
@@ -103,10 +109,10 @@ def init_app(app: Flask, services_: Services) -> None:
     app.teardown_appcontext(_close_db)
     app.after_request(_security_headers)
     # Globals, not context: macros imported without context ("{% from ... import %}") see them.
-    app.jinja_env.globals.update(has_endpoint=has_endpoint, nav_items=_nav_items)
+    app.jinja_env.globals.update(nav_items=_nav_items)
 
 
-# Main navigation: (label, endpoint, url kwargs); entries whose area is not installed are hidden.
+# Main navigation: (label, endpoint, url kwargs); Admin only for admins.
 NAV = [
     ("Inbox", "inbox.index", {}),
     ("Accounts", "records.index", {"kind": "accounts"}),
@@ -124,13 +130,4 @@ NAV = [
 def _nav_items():
     from flask_login import current_user
 
-    endpoints = current_app.view_functions
-    return [
-        item
-        for item in NAV
-        if item[1] in endpoints and (item[1] != "admin.index" or current_user.is_admin)
-    ]
-
-
-def has_endpoint(name: str) -> bool:
-    return name in current_app.view_functions
+    return [item for item in NAV if item[1] != "admin.index" or current_user.is_admin]

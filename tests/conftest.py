@@ -151,7 +151,7 @@ def client(app):
 @pytest.fixture
 def make_user(services):
     """Create users (password 'password123') with addresses and teams."""
-    from crm.users import create_user
+    from crm.records.users import create_user
 
     def make(username, emails=(), admin=False, teams=(), name=""):
         with services.session() as session:

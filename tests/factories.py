@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 
-from crm import addressbook
 from crm.db import utcnow
 from crm.mail.parse import snippet
 from crm.models import Email, EmailRecipient, EmailUserState
+from crm.records import addressbook
 
 _seq = itertools.count(1)
 

@@ -41,25 +41,6 @@ def test_secret_key_is_generated_once_into_instance_folder(tmp_path, database_ur
         app.extensions["crm"].dispose()
 
 
-def test_domain_never_imports_flask_or_rq():
-    import ast
-    from pathlib import Path
-
-    domain = [Path("crm/mail"), Path("crm/templating"), Path("crm/models")]
-    domain_files = [p for d in domain if d.exists() for p in d.rglob("*.py")]
-    domain_files += [Path(p) for p in ("crm/db.py", "crm/access.py", "crm/addressbook.py")]
-    for path in domain_files:
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert name.split(".")[0] not in {"flask", "rq", "flask_login"}, (path, name)
-
-
 def _flask(tmp_path, database_url: str, *args: str):
     """`flask --app app ...` as `make run` calls it, with this DATABASE_URL."""
     import os

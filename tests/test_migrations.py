@@ -155,3 +155,41 @@ def test_0006_keeps_everything_that_hangs_off_users(tmp_path):
     finally:
         engine.dispose()
         drop()
+
+
+# --- 0007: the round-robin turn moves from the settings table onto the account -------------
+
+
+def test_0007_carries_the_round_robin_turn_over_and_back(tmp_path):
+    from sqlalchemy import text
+
+    url, drop = create_database(tmp_path)
+    engine = make_engine(url)
+    try:
+        upgrade(url, "0006")
+        with engine.begin() as conn:
+            _insert(conn, "users", id=7, username="rep", name="", password_hash="", is_admin=False,
+                    is_active=True, created_at=NOW, signature="", use_external_client=False,
+                    time_zone="UTC", date_format="%Y-%m-%d", session_version=1,
+                    mail_as_conversations=False)  # fmt: skip
+            _insert(conn, "mail_accounts", id=3, is_group=True, name="Support",
+                    email_address="support@example.com", imap_host="h", imap_port=143,
+                    imap_security="none", imap_login="s", secret_scope="x",
+                    monitored_folders="[]", folder_map="{}", is_active=True,
+                    add_all_team_users=False, create_case=True, case_distribution="round-robin",
+                    sync_state="idle", created_at=NOW)  # fmt: skip
+            _insert(conn, "settings", key="case_round_robin:3", value="7")
+            _insert(conn, "settings", key="b2c_mode", value="false")
+        upgrade(url, "0007")
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT case_last_assignee_id FROM mail_accounts")) == 7
+            assert conn.scalars(text("SELECT key FROM settings")).all() == ["b2c_mode"]
+            assert conn.scalar(text("SELECT count(*) FROM users")) == 1
+        downgrade(url, "0006")
+        with engine.connect() as conn:
+            keys = sorted(conn.scalars(text("SELECT key FROM settings")))
+            assert keys == ["b2c_mode", "case_round_robin:3"]
+            assert conn.scalar(text("SELECT count(*) FROM mail_accounts")) == 1
+    finally:
+        engine.dispose()
+        drop()

@@ -1,6 +1,6 @@
 import pytest
 
-from crm.mail_accounts import imap_password, set_imap_password
+from crm.accounts.manage import imap_password, set_imap_password
 from crm.models import MailAccount
 from crm.secrets import SecretBox, SecretError, new_key
 

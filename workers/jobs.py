@@ -8,10 +8,10 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from crm.config import Config
-from crm.mail.sync import Budget, sync_account
+from crm.inbound.sync import Budget, sync_account
 from crm.models import MailAccount
+from crm.queue import enqueue_fetch, fetch_job_id, mail_queue
 from crm.services import Services
-from workers.queue import is_pending, mail_queue
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ def services() -> Services:
     if _services is None:
         _services = Services(Config.from_env())
     return _services
-
-
-def fetch_job_id(account_id: int) -> str:
-    return f"fetch-account-{account_id}"
 
 
 def dispatch_fetches() -> int:
@@ -49,17 +45,6 @@ def dispatch_fetches() -> int:
     for account_id in ids:
         enqueued += enqueue_fetch(queue, account_id)
     return enqueued
-
-
-def enqueue_fetch(queue, account_id: int) -> bool:
-    """Queue a fetch unless one is already pending for this account."""
-    job_id = fetch_job_id(account_id)
-    if is_pending(queue.connection, job_id) or is_pending(queue.connection, job_id + "-next"):
-        return False
-    queue.enqueue(
-        fetch_account, account_id, job_id=job_id, job_timeout=600, result_ttl=300, failure_ttl=86400
-    )
-    return True
 
 
 def fetch_account(account_id: int) -> dict:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from crm import settings
 from crm.db import utcnow
-from workers.queue import JsonJob
+from crm.queue import JsonJob
 
 log = logging.getLogger(__name__)
 PREFIX = "periodic:"

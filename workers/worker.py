@@ -2,7 +2,7 @@
 
 Started from here rather than with `rq worker`: rq 1.16's command line declares --serializer
 twice and click warns about it at every start; the JSON serializer and our job class are set
-in one place (workers.queue) instead of on a command line.
+in one place (crm.queue) instead of on a command line.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Worker
 
 from crm.config import Config
-from workers.queue import JsonJob, mail_queue
+from crm.queue import JsonJob, mail_queue
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,34 +2,28 @@
 
 from flask import Flask
 
+from crm.blueprints import (
+    accounts,
+    admin,
+    auth,
+    filters,
+    folders,
+    home,
+    imports,
+    inbox,
+    linking,
+    mail,
+    notifications,
+    preferences,
+    records,
+)
+
+AREAS = (
+    auth, home, admin, preferences, records, imports, accounts, inbox, mail, linking, folders,
+    filters, notifications,
+)  # fmt: skip
+
 
 def register_blueprints(app: Flask) -> None:
-    from crm.blueprints import admin, auth, home, preferences
-
-    for module in (auth, home, admin, preferences):
-        app.register_blueprint(module.bp)
-    _register_optional(app)
-
-
-def _register_optional(app: Flask) -> None:
-    """Areas added by later work register themselves here, in a fixed order."""
-    import importlib
-
-    for name in (
-        "records",
-        "imports",
-        "accounts",
-        "inbox",
-        "mail",
-        "linking",
-        "folders",
-        "filters",
-        "notifications",
-    ):
-        try:
-            module = importlib.import_module(f"crm.blueprints.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"crm.blueprints.{name}":
-                raise
-            continue
+    for module in AREAS:
         app.register_blueprint(module.bp)

@@ -7,13 +7,22 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 
-from crm import account_status as accounts
+from crm.accounts import form as account_form
+from crm.accounts import status as account_status
+from crm.accounts.manage import AccountError, host_allowlist, imap_password
 from crm.blueprints.auth import admin_required
 from crm.mail.errors import MailError
-from crm.mail_accounts import AccountError, host_allowlist, imap_password
-from crm.web import db, fragment, get_or_404, is_htmx, page, services, stop_polling, wants_fragment
-from workers.jobs import enqueue_fetch, fetch_job_id
-from workers.queue import is_pending, mail_queue
+from crm.queue import enqueue_fetch, fetch_job_id, is_pending, mail_queue
+from crm.web import (
+    db,
+    fragment,
+    get_or_404,
+    page,
+    rejected_status,
+    services,
+    stop_polling,
+    wants_fragment,
+)
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -21,33 +30,28 @@ bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 @bp.context_processor
 def _helpers():
     return {
-        "ago": accounts.since_text,
-        "duration": accounts.plain_duration,
-        "looks_like_sent": accounts.looks_like_sent,
+        "ago": account_status.since_text,
+        "duration": account_status.plain_duration,
+        "looks_like_sent": account_form.looks_like_sent,
     }
 
 
 def _account(account_id: int):
-    return get_or_404(accounts.visible_account(db(), current_user, account_id))
-
-
-def _invalid_status() -> int:
-    # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
-    return 200 if is_htmx() else 422
+    return get_or_404(account_status.visible_account(db(), current_user, account_id))
 
 
 @bp.get("/")
 @login_required
 def index():
     session = db()
-    groups = accounts.other_accounts(session, current_user, group=True)
-    others = accounts.other_accounts(session, current_user, group=False)
+    groups = account_status.other_accounts(session, current_user, group=True)
+    others = account_status.other_accounts(session, current_user, group=False)
     return page(
         "accounts/index.html",
-        mine=accounts.personal_accounts(session, current_user.id),
+        mine=account_status.personal_accounts(session, current_user.id),
         groups=groups,
         others=others,
-        owners=accounts.owner_names(session, groups + others),
+        owners=account_status.owner_names(session, groups + others),
     )
 
 
@@ -56,7 +60,7 @@ def index():
 
 def _form(account, group: bool, data: dict, errors=None, error=None, server=None, status=200):
     owner = account.user_id if account else current_user.id
-    choices = accounts.form_choices(db(), owner, group)
+    choices = account_form.form_choices(db(), owner, group)
     return page(
         "accounts/form.html",
         status,
@@ -74,8 +78,8 @@ def _save(account, group: bool):
     form, session = request.form, db()
     owner = account.user_id if account else current_user.id
     try:
-        values = accounts.clean(form, accounts.form_choices(session, owner, group), group)
-        saved = accounts.save_account(
+        values = account_form.clean(form, account_form.form_choices(session, owner, group), group)
+        saved = account_form.save_account(
             session,
             services().secret_box,
             values,
@@ -84,15 +88,19 @@ def _save(account, group: bool):
             owner_id=current_user.id,
             group=group,
         )
-    except accounts.AccountFormError as exc:
+    except account_form.AccountFormError as exc:
         session.rollback()
         return _form(
-            account, group, accounts.form_data(form), errors=exc.errors, status=_invalid_status()
+            account,
+            group,
+            account_form.form_data(form),
+            errors=exc.errors,
+            status=rejected_status(),
         )
     except AccountError as exc:
         session.rollback()
         return _form(
-            account, group, accounts.form_data(form), error=str(exc), status=_invalid_status()
+            account, group, account_form.form_data(form), error=str(exc), status=rejected_status()
         )
     session.commit()
     flash(f"Mail account {saved.name} saved.", "info")
@@ -139,7 +147,7 @@ def create_group():
 @login_required
 def edit(account_id: int):
     account = _account(account_id)
-    return _form(account, account.is_group, accounts.account_data(account))
+    return _form(account, account.is_group, account_form.account_data(account))
 
 
 @bp.post("/<int:account_id>/edit")
@@ -176,7 +184,7 @@ def test_connection():
 def test_saved(account_id: int):
     account = _account(account_id)
     password = request.form.get("password", "")
-    if not password and accounts.same_server(account, request.form):
+    if not password and account_form.same_server(account, request.form):
         password = imap_password(account, services().secret_box)
     return _test(account, account.is_group, password)
 
@@ -186,18 +194,18 @@ def _test(account, group: bool, password: str):
     form = request.form
     server = {"folders": None, "error": None}
     try:
-        values = accounts.connection_values(form)
+        values = account_form.connection_values(form)
         allowlist = host_allowlist(db(), services().config.mail_host_allowlist)
-        server["folders"] = accounts.server_folders(
+        server["folders"] = account_form.server_folders(
             values, password, allowlist, ca_file=services().config.mail_ca_file
         )
-    except accounts.AccountFormError as exc:
+    except account_form.AccountFormError as exc:
         server["error"] = "; ".join(exc.errors.values())
     except MailError as exc:
         server["error"] = exc.plain
     if wants_fragment():
-        return fragment("accounts/_folders.html", data=accounts.form_data(form), server=server)
-    return _form(account, group, accounts.form_data(form), server=server)
+        return fragment("accounts/_folders.html", data=account_form.form_data(form), server=server)
+    return _form(account, group, account_form.form_data(form), server=server)
 
 
 # --- status --------------------------------------------------------------------------------
@@ -217,7 +225,7 @@ def _queued(account_id: int) -> bool:
 
 
 def _status(account, notice: str | None = None, error: bool = False):
-    panel = accounts.account_status(db(), account, queued=_queued(account.id))
+    panel = account_status.status_of(db(), account, queued=_queued(account.id))
     return {"panel": panel, "account": account, "notice": notice, "notice_error": error}
 
 
@@ -272,7 +280,9 @@ def reset(account_id: int):
     account = _account(account_id)
     form = request.form
     try:
-        folder = accounts.reset_folder(db(), account, form.get("folder", ""), form.get("since", ""))
+        folder = account_form.reset_folder(
+            db(), account, form.get("folder", ""), form.get("since", "")
+        )
     except AccountError as exc:
         db().rollback()
         return _after_action(account, str(exc), True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
-from crm import addressbook, records, settings, users
+from crm import settings
 from crm.blueprints.auth import admin_required
 from crm.models import Team, User
-from crm.record_forms import split_addresses
-from crm.web import db, get_or_404, is_htmx, page
+from crm.records import addressbook, records, users
+from crm.records.forms import split_addresses
+from crm.web import db, get_or_404, page, rejected_status
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -21,21 +21,16 @@ def _admins_only():
     return None
 
 
-def _invalid_status() -> int:
-    # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
-    return 200 if is_htmx() else 422
-
-
 @bp.get("/")
 def index():
-    found = db().scalars(select(User).order_by(User.username)).all()
+    found = users.all_users(db())
     emails = records.primary_addresses(db(), "User", [u.id for u in found])
     return page("admin/users.html", users=found, emails=emails)
 
 
 def _user_form(user, data, error=None):
-    teams = db().scalars(select(Team).order_by(Team.name)).all()
-    status = _invalid_status() if error else 200
+    teams = users.all_teams(db())
+    status = rejected_status() if error else 200
     return page("admin/user_form.html", status, user=user, data=data, teams=teams, error=error)
 
 
@@ -116,7 +111,7 @@ def update_user(user_id):
 
 @bp.get("/teams/")
 def teams(error=None, status=200):
-    found = db().scalars(select(Team).order_by(Team.name)).all()
+    found = users.all_teams(db())
     return page("admin/teams.html", status, teams=found, error=error)
 
 
@@ -125,7 +120,7 @@ def create_team():
     try:
         users.create_team(db(), request.form.get("name", ""))
     except users.UserError as exc:
-        return teams(str(exc), _invalid_status())
+        return teams(str(exc), rejected_status())
     db().commit()
     return redirect(url_for("admin.teams"), 303)
 
@@ -137,7 +132,7 @@ def rename_team(team_id):
         users.rename_team(db(), team, request.form.get("name", ""))
     except users.UserError as exc:
         db().rollback()
-        return teams(str(exc), _invalid_status())
+        return teams(str(exc), rejected_status())
     db().commit()
     return redirect(url_for("admin.teams"), 303)
 
@@ -157,7 +152,7 @@ def delete_team(team_id):
 @bp.get("/settings")
 def edit_settings(values=None, errors=None):
     values = values or settings.all_settings(db())
-    status = _invalid_status() if errors else 200
+    status = rejected_status() if errors else 200
     return page("admin/settings.html", status, values=values, errors=errors or {})
 
 

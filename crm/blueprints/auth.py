@@ -6,11 +6,11 @@ from functools import cache, wraps
 
 from flask import Blueprint, Flask, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 
 from crm.extensions import limiter, login_manager
 from crm.models import User
 from crm.passwords import hash_password, verify_password
+from crm.records import users
 from crm.web import db, is_safe_local_path, page
 
 bp = Blueprint("auth", __name__)
@@ -35,7 +35,7 @@ def login_post():
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     target = request.form.get("next", "")
-    user = db().scalars(select(User).where(User.username == username)).first()
+    user = users.user_named(db(), username)
     if user is None:
         verify_password(_unknown_user_hash(), password)  # as slow as a wrong password
     if user is None or not user.is_active or not verify_password(user.password_hash, password):

@@ -5,9 +5,18 @@ from __future__ import annotations
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from crm import filter_preview, filtering, folders
-from crm.filtering import FilterForm
-from crm.web import db, fragment, get_or_404, is_htmx, page, trigger, wants_fragment
+from crm.mailbox import filter_preview, filters, folders
+from crm.mailbox.filters import FilterForm
+from crm.web import (
+    db,
+    fragment,
+    get_or_404,
+    is_htmx,
+    page,
+    rejected_status,
+    trigger,
+    wants_fragment,
+)
 
 bp = Blueprint("filters", __name__, url_prefix="/filters")
 
@@ -15,7 +24,7 @@ bp = Blueprint("filters", __name__, url_prefix="/filters")
 def _choices() -> dict:
     session = db()
     return {
-        "accounts": filtering.editable_accounts(session, current_user),
+        "accounts": filters.editable_accounts(session, current_user),
         "own_folders": folders.personal_folders(session, current_user.id),
         "group_folders": folders.group_folders(session) if current_user.is_admin else [],
     }
@@ -26,13 +35,13 @@ def _form_page(form: FilterForm, row=None, errors=(), status=200):
 
 
 def _editable(filter_id: int):
-    return get_or_404(filtering.get_editable(db(), current_user, filter_id))
+    return get_or_404(filters.get_editable(db(), current_user, filter_id))
 
 
 @bp.get("/")
 @login_required
 def index():
-    grouped = filtering.editable_filters(db(), current_user)
+    grouped = filters.editable_filters(db(), current_user)
     return page("filters/index.html", grouped=grouped, **_choices())
 
 
@@ -56,11 +65,11 @@ def save(filter_id: int | None):
     row = _editable(filter_id) if filter_id is not None else None
     form = FilterForm.parse(request.form)
     try:
-        filtering.save_filter(db(), current_user, form, row)
-    except filtering.FilterError:
+        filters.save_filter(db(), current_user, form, row)
+    except filters.FilterError:
         db().rollback()
-        errors = filtering.check_form(db(), current_user, form)
-        return _form_page(form, row, errors, status=200 if is_htmx() else 422)
+        errors = filters.check_form(db(), current_user, form)
+        return _form_page(form, row, errors, status=rejected_status())
     db().commit()
     flash("Filter saved.", "info")
     return redirect(url_for("filters.index"), 303)
@@ -94,10 +103,10 @@ def preview(filter_id: int):
 def preview_draft():
     """Preview of the form being edited (its fields sent as query arguments)."""
     form = FilterForm.parse(request.args)
-    errors = filtering.check_form(db(), current_user, form)
+    errors = filters.check_form(db(), current_user, form)
     # Only a filter the user could save is previewed: scope and account decide what mail is seen.
-    blocking = [e for e in errors if e != filtering.EMPTY_FILTER]
-    row = None if blocking else filtering.draft_filter(db(), current_user, form)
+    blocking = [e for e in errors if e != filters.EMPTY_FILTER]
+    row = None if blocking else filters.draft_filter(db(), current_user, form)
     return _preview(row, errors)
 
 

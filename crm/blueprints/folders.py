@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
-from crm import folders
 from crm.blueprints.auth import admin_required
-from crm.models import Team
+from crm.mailbox import folders
+from crm.records import users
 from crm.web import (
     db,
     fragment,
     get_or_404,
-    has_endpoint,
     is_htmx,
-    is_safe_local_path,
     page,
-    trigger,
 )
 
 bp = Blueprint("folders", __name__, url_prefix="/folders")
@@ -29,7 +25,7 @@ def _listing(error: str | None = None, template="folders/index.html"):
     groups, teams = [], []
     if current_user.is_admin:
         groups = folders.group_folders(session)
-        teams = session.scalars(select(Team).order_by(Team.name)).all()
+        teams = users.all_teams(session)
     counts = folders.mail_counts(session, [f.id for f in mine + groups])
     render = page if template.endswith("index.html") else fragment
     return render(
@@ -143,29 +139,3 @@ def delete_group(folder_id: int):
 
 def _team_ids() -> list[int]:
     return [int(i) for i in request.form.getlist("team_id") if i.isdigit()]
-
-
-@bp.post("/move")
-@login_required
-def move():
-    """Move mail (`email_id`, repeated) to `folder` (a folder id, or "inbox")."""
-    session = db()
-    target_key = request.form.get("folder", "")
-    target = None
-    if target_key != "inbox":
-        target = (
-            folders.target_folder(session, current_user, int(target_key))
-            if target_key.isdigit()
-            else None
-        )
-        if target is None:
-            abort(404)
-    ids = [int(i) for i in request.form.getlist("email_id") if i.isdigit()]
-    moved = folders.move_mail(session, current_user, ids, target)
-    session.commit()
-    if is_htmx():
-        return trigger(make_response("", 204), "mail-changed", {"moved": moved})
-    back = request.form.get("next") or ""
-    if not is_safe_local_path(back):
-        back = url_for("inbox.index" if has_endpoint("inbox.index") else "folders.index")
-    return redirect(back, 303)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from crm import csv_import
-from crm.record_kinds import KINDS
+from crm.records import csv_import
+from crm.records.kinds import KINDS
 from crm.upload_stash import StashError, UploadStash
-from crm.web import db, is_htmx, page, services
+from crm.web import db, page, rejected_status, services
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -31,7 +31,7 @@ def _kind(kind: str) -> str:
 
 def _upload_form(error=None, kind="contacts"):
     # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
-    status = (200 if is_htmx() else 422) if error else 200
+    status = rejected_status() if error else 200
     return page("imports/index.html", status, error=error, kind=kind, fields=csv_import.FIELDS)
 
 
@@ -63,7 +63,7 @@ def _table(token: str) -> csv_import.Table:
 
 
 def _mapping_page(kind, token, table, mapping, error=None):
-    status = (200 if is_htmx() else 422) if error else 200
+    status = rejected_status() if error else 200
     return page(
         "imports/mapping.html",
         status,

@@ -10,19 +10,17 @@ from datetime import datetime
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
-from crm import history as mail_history
-from crm import mail_actions
-from crm.access import get_visible, visible
-from crm.mail import linking
-from crm.models import RECORD_TYPES, Task, User
+from crm.models import RECORD_TYPES, User
 from crm.pagination import page_number
-from crm.people import people_on_mail
-from crm.preferences import from_local
-from crm.record_kinds import KIND_OF_TYPE
-from crm.records import search_records
-from crm.web import db, fragment, get_or_404, is_htmx, page
+from crm.records import from_mail, linking, users
+from crm.records import history as mail_history
+from crm.records.access import get_visible
+from crm.records.kinds import KIND_OF_TYPE
+from crm.records.people import people_on_mail
+from crm.records.preferences import from_local
+from crm.records.records import search_records
+from crm.web import db, fragment, get_or_404, is_htmx, page, rejected_status
 
 bp = Blueprint("linking", __name__, url_prefix="/linking")
 PARENT_TYPES = ("Account", "Contact", "Lead", "Opportunity", "Case")
@@ -89,11 +87,10 @@ def _panel_context(email, notice: str | None = None) -> dict:
     parent = None
     if email.parent_type in RECORD_TYPES:
         parent = get_visible(db(), RECORD_TYPES[email.parent_type], email.parent_id, current_user)
-    tasks = visible(select(Task).where(Task.email_id == email.id), Task, current_user)
     return {
         "email": email,
         "notice": notice,
-        "tasks": db().scalars(tasks.order_by(Task.id)).all(),
+        "tasks": from_mail.tasks_from(db(), email, current_user),
         "parent": parent,
         "parent_types": PARENT_TYPES,
         "rule_label": linking.RULE_LABELS.get(email.link_rule or "", email.link_rule),
@@ -154,20 +151,20 @@ def _int(raw) -> int:
 @bp.get("/email/<int:id>/<any(contact, lead):what>")
 def person_form(id, what):
     email = _email(id)
-    draft = mail_actions.prefill(db(), email, request.args.get("address"))
+    draft = from_mail.prefill(db(), email, request.args.get("address"))
     return page("linking/person_form.html", **_person_context(email, what, draft), error=None)
 
 
 def _person_context(email, what: str, draft, account_id: int | None = None) -> dict:
     """The Contact/Lead form: the Account it offers comes from the address's domain."""
-    suggested = mail_actions.suggest_account(db(), current_user, email, draft.address)
+    suggested = from_mail.suggest_account(db(), current_user, email, draft.address)
     return {
         "email": email,
         "what": what,
         "draft": draft,
         "suggested": suggested,
         "account_id": account_id if account_id is not None else (suggested and suggested.id),
-        "accounts": mail_actions.account_choices(db(), current_user) if what == "contact" else [],
+        "accounts": from_mail.account_choices(db(), current_user) if what == "contact" else [],
     }
 
 
@@ -175,7 +172,7 @@ def _person_context(email, what: str, draft, account_id: int | None = None) -> d
 def create_person(id, what):
     email = _email(id)
     form = request.form
-    draft = mail_actions.PersonDraft(
+    draft = from_mail.PersonDraft(
         form.get("first_name", ""), form.get("last_name", ""), form.get("address", "")
     )
     try:
@@ -185,14 +182,14 @@ def create_person(id, what):
                 if form.get("account_id")
                 else None
             )
-            person = mail_actions.create_contact(
+            person = from_mail.create_contact(
                 db(), email, current_user, draft, account.id if account else None
             )
         else:
-            person = mail_actions.create_lead(
+            person = from_mail.create_lead(
                 db(), email, current_user, draft, form.get("account_name", "")
             )
-    except mail_actions.ActionError as exc:
+    except from_mail.DraftError as exc:
         db().rollback()
         context = _person_context(email, what, draft, _int(form.get("account_id")))
         return _form_again("linking/person_form.html", error=str(exc), **context)
@@ -201,14 +198,14 @@ def create_person(id, what):
 
 def _form_again(template: str, email, **context):
     """A rejected form: 422 as a page; for htmx, 200 swapped into the action area, not the panel."""
-    response = page(template, status=200 if is_htmx() else 422, email=email, **context)
+    response = page(template, status=rejected_status(), email=email, **context)
     response.headers["HX-Retarget"] = f"#linking-action-{email.id}"
     response.headers["HX-Reswap"] = "innerHTML"
     return response
 
 
 def _users():
-    return db().scalars(select(User).where(User.is_active).order_by(User.name, User.username)).all()
+    return users.active_users(db())
 
 
 @bp.get("/email/<int:id>/<any(task, case):what>")
@@ -221,14 +218,14 @@ def create_record(id, what):
     email = _email(id)
     form = request.form
     if what == "case":
-        case = mail_actions.create_case(db(), email, current_user, form.get("name", ""))
+        case = from_mail.create_case(db(), email, current_user, form.get("name", ""))
         return _done(email, _created(case))
     assignee = _int(form.get("assigned_user_id")) or current_user.id
     if db().get(User, assignee) is None:
         return _form_again(
             "linking/record_form.html", email, what=what, users=_users(), error="Pick a user."
         )
-    task = mail_actions.create_task(
+    task = from_mail.create_task(
         db(), email, current_user, form.get("name", ""), assignee, _due(form.get("due"))
     )
     return _done(email, _created(task))

@@ -8,10 +8,11 @@ from flask import Blueprint, abort, current_app, make_response, redirect, reques
 from flask_login import current_user, login_required
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from crm import mailbox, mailbox_actions, web
-from crm.blueprints import inbox
-from crm.mail import reading, sanitize
-from crm.models import User
+from crm import web
+from crm.blueprints import acting
+from crm.mail import sanitize
+from crm.mailbox import actions as mail_actions
+from crm.mailbox import listing, reading
 from crm.web import db, fragment, get_or_404, is_htmx, page, services, trigger
 
 bp = Blueprint("mail", __name__, url_prefix="/mail")
@@ -29,7 +30,7 @@ def _signed_in():
 
 @bp.get("/<int:email_id>")
 def show(email_id: int):
-    email = get_or_404(mailbox.open_mail(db(), current_user, email_id))
+    email = get_or_404(listing.open_mail(db(), current_user, email_id))
     _open_conversation(email_id, request.args.get("conversation"))
     db().commit()
     allow = request.args.get("images") == "1" or reading.trusts_sender(db(), current_user.id, email)
@@ -41,8 +42,8 @@ def show(email_id: int):
         images_allowed=allow,
         **_context(email),
         people=reading.people(email),
-        thread=mailbox.thread(db(), current_user, email),
-        parent=mailbox.parent_names(db(), [email]).get((email.parent_type, email.parent_id)),
+        thread=listing.thread(db(), current_user, email),
+        parent=listing.parent_names(db(), [email]).get((email.parent_type, email.parent_id)),
     )
     if allow:  # the iframe inherits this page's policy, so it must let the images through too
         response.headers["Content-Security-Policy"] = web.CSP.format(images=" https: http:")
@@ -51,17 +52,17 @@ def show(email_id: int):
 
 def _open_conversation(email_id: int, folder: str | None) -> None:
     """Opened from a conversation row: the whole conversation in that folder is read now."""
-    if folder and mailbox.resolve(db(), current_user, folder) is not None:
-        ids = inbox.selected_ids([f"thread:{email_id}"], folder)
-        mailbox_actions.apply(db(), current_user, "read", ids)
+    if folder and listing.resolve(db(), current_user, folder) is not None:
+        ids = acting.selected_ids([f"thread:{email_id}"], folder)
+        mail_actions.apply(db(), current_user, "read", ids)
 
 
 def _context(email) -> dict:
     return {
         "back": _back(email.id),
-        "state": mailbox.state_of(db(), current_user.id, email.id),
-        "folders": mailbox.visible_folders(db(), current_user),
-        "may_delete": mailbox_actions.may_delete(db(), current_user),
+        "state": listing.state_of(db(), current_user.id, email.id),
+        "folders": listing.visible_folders(db(), current_user),
+        "may_delete": mail_actions.may_delete(db(), current_user),
     }
 
 
@@ -107,43 +108,36 @@ def _signer() -> URLSafeTimedSerializer:
 
 @bp.post("/<int:email_id>/action")
 def act(email_id: int):
-    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    email = get_or_404(listing.readable(db(), current_user, email_id))
     action = request.form.get("action", "")
     back = _back(email_id)
     if action == "delete" and request.form.get("confirmed") != "yes":
         # The confirmation's form carries the way back in its URL.
         action_url = url_for("mail.act", email_id=email_id, **_back_arg(back))
         here = url_for("mail.show", email_id=email_id, **_back_arg(back))
-        return inbox.confirm_delete([email_id], "inbox", action_url, here)
-    try:
-        done = mailbox_actions.apply(
-            db(), current_user, action, [email.id], request.form.get("target")
-        )
-    except mailbox_actions.ActionError:
-        abort(403 if action == "delete" else 404)
-    db().commit()
-    mailbox_actions.drop_unreferenced_blobs(db(), services().blobs, done.blobs)
+        return acting.confirm_delete([email_id], "inbox", action_url, here)
+    done = acting.apply(action, [email.id])
     if action == "delete":
         return _gone(back)
     here = url_for("mail.show", email_id=email_id, **_back_arg(back))
-    undo = inbox.undo_offer(action, done, request.form.get("target"), here)
+    undo = acting.undo_offer(action, done, request.form.get("target"), here)
     if is_htmx():
         db().refresh(email)
         actions = fragment("mail/_actions.html", email=email, **_context(email))
-        return inbox.offer_undo(trigger(actions, "mail-changed"), undo)
-    return inbox.offer_undo(redirect(here, 303), undo)
+        return acting.offer_undo(trigger(actions, "mail-changed"), undo)
+    return acting.offer_undo(redirect(here, 303), undo)
 
 
 @bp.post("/<int:email_id>/star")
 def star(email_id: int):
     """The list's star: sets Important to `on` (not a toggle, so a double click stays put)."""
-    get_or_404(mailbox.readable(db(), current_user, email_id))
+    get_or_404(listing.readable(db(), current_user, email_id))
     important = request.values.get("on") == "1"
     action = "important" if important else "unimportant"
     # A conversation row's star stands for all of its mail in the folder it was listed in.
     folder = request.values.get("conversation") or None
-    ids = inbox.selected_ids([f"thread:{email_id}"], folder) if folder else [email_id]
-    mailbox_actions.apply(db(), current_user, action, ids)
+    ids = acting.selected_ids([f"thread:{email_id}"], folder) if folder else [email_id]
+    mail_actions.apply(db(), current_user, action, ids)
     db().commit()
     if is_htmx():
         response = fragment(
@@ -165,7 +159,7 @@ def _gone(back: str):
 @bp.post("/<int:email_id>/trust-sender")
 def trust_sender(email_id: int):
     """ "Always show images" from this mail's sender."""
-    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    email = get_or_404(listing.readable(db(), current_user, email_id))
     reading.trust_sender(db(), current_user.id, email)
     db().commit()
     return redirect(url_for("mail.show", email_id=email.id, **_back_arg(_back(email.id))), 303)
@@ -173,7 +167,7 @@ def trust_sender(email_id: int):
 
 @bp.get("/<int:email_id>/attachments/<int:attachment_id>")
 def attachment(email_id: int, attachment_id: int):
-    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    email = get_or_404(listing.readable(db(), current_user, email_id))
     att = get_or_404(next((a for a in email.attachments if a.id == attachment_id), None))
     kind = reading.safe_type(att.content_type)
     inline = request.args.get("inline") == "1" and kind in reading.INLINE_IMAGE_TYPES
@@ -189,25 +183,16 @@ def inline_image(email_id: int, attachment_id: int):
         )
     except BadData:
         abort(404)
-    user = db().get(User, user_id)
-    if (
-        (signed_email, signed_att) != (email_id, attachment_id)
-        or user is None
-        or not user.is_active
-    ):
+    if (signed_email, signed_att) != (email_id, attachment_id):
         abort(404)
-    email = get_or_404(mailbox.readable(db(), user, email_id))
-    att = get_or_404(next((a for a in email.attachments if a.id == attachment_id), None))
-    kind = reading.safe_type(att.content_type)
-    if kind not in reading.INLINE_IMAGE_TYPES:
-        abort(404)
+    att, kind = get_or_404(reading.inline_image(db(), user_id, email_id, attachment_id))
     return _download(services().blobs.get(att.sha256), kind, att.filename, inline=True)
 
 
 @bp.get("/<int:email_id>/original")
 def original(email_id: int):
     """The raw message as we received it, as a download."""
-    email = get_or_404(mailbox.readable(db(), current_user, email_id))
+    email = get_or_404(listing.readable(db(), current_user, email_id))
     if not email.raw_sha256 or not services().blobs.exists(email.raw_sha256):
         abort(404)
     raw = services().blobs.get(email.raw_sha256)

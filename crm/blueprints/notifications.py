@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
-from crm import notifications
-from crm.db import utcnow
-from crm.models import Notification
+from crm.mailbox import notifications
 from crm.web import db, fragment, get_or_404, is_htmx, page, trigger
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -23,13 +20,8 @@ def _signed_in():
 
 @bp.get("/")
 def index():
-    stmt = (
-        select(Notification)
-        .where(Notification.user_id == current_user.id)
-        .order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(LIMIT)
-    )
-    return page("notifications/index.html", notes=list(db().scalars(stmt)))
+    notes = notifications.latest(db(), current_user.id, LIMIT)
+    return page("notifications/index.html", notes=notes)
 
 
 @bp.get("/badge")
@@ -48,11 +40,7 @@ def read_all():
 
 @bp.post("/<int:note_id>/read")
 def read_one(note_id: int):
-    stmt = select(Notification).where(
-        Notification.id == note_id, Notification.user_id == current_user.id
-    )
-    note = get_or_404(db().scalars(stmt).first())
-    note.read_at = note.read_at or utcnow()
+    get_or_404(notifications.mark_read(db(), current_user.id, note_id))
     db().commit()
     return _answer()
 

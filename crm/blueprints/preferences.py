@@ -5,15 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from crm import preferences
-from crm.web import db, is_htmx, page
+from crm.records import preferences
+from crm.web import db, page, rejected_status
 
 bp = Blueprint("preferences", __name__, url_prefix="/preferences")
 
 
 def _form(data: dict, errors: dict | None = None):
     # htmx swaps only 2xx answers, so a rejected boosted form comes back as 200.
-    status = (200 if is_htmx() else 422) if errors else 200
+    status = rejected_status() if errors else 200
     return page(
         "preferences/edit.html",
         status,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from crm import records
 from crm.models import Lead
 from crm.pagination import page_number
-from crm.preferences import due_text, to_local
-from crm.web import db, fragment, get_or_404, is_htmx, page
+from crm.records import records
+from crm.records.preferences import due_text, to_local
+from crm.web import db, fragment, get_or_404, page, rejected_status
 
 bp = Blueprint("records", __name__, url_prefix="/records")
 
@@ -77,7 +77,7 @@ def _list_url(context: dict) -> str:
 
 def _form(kind, data, record=None, errors=None):
     """The create/edit form; a rejected submission answers 422 (200 for htmx, which swaps 2xx)."""
-    status = 200 if not errors or is_htmx() else 422
+    status = rejected_status() if errors else 200
     choices = records.options(db(), kind.fields, current_user, data)
     return page(
         "records/form.html",

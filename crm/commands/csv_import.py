@@ -10,8 +10,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from crm import csv_import
 from crm.models import User
+from crm.records import csv_import
 
 
 def register(group) -> None:

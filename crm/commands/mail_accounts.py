@@ -11,11 +11,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from crm.mail.sync import Budget, SyncSummary, sync_account
-from crm.mail_accounts import AccountError, create_account
-from crm.mail_export import export_user_mail
+from crm.accounts.manage import AccountError, create_account
+from crm.inbound.sync import Budget, SyncSummary, sync_account
+from crm.mailbox.export import export_user_mail
 from crm.models import MailAccount, User
-from crm.users import team_named
+from crm.records.users import team_named
 
 
 def register(group) -> None:

@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from crm.models import User
-from crm.users import UserError, create_user
+from crm.records.users import UserError, create_user
 
 
 def register(group) -> None:

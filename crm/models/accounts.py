@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +24,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.db import Base, utcnow
+
+# A sync that has not reported progress for this long is presumed dead (worker killed). Both the
+# claim and the status shown to users read it, so it lives with the claim's columns.
+STALE_CLAIM = timedelta(minutes=5)
 
 mail_account_teams = Table(
     "mail_account_teams",
@@ -64,6 +68,8 @@ class MailAccount(Base):
     create_case: Mapped[bool] = mapped_column(Boolean, default=False)
     case_distribution: Mapped[str] = mapped_column(String(20), default="direct")
     case_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    # The member who got the last case under round-robin; the next one after them is next.
+    case_last_assignee_id: Mapped[int | None] = mapped_column(Integer)
     teams: Mapped[list[Team]] = relationship(secondary=mail_account_teams)  # noqa: F821
     # Sync bookkeeping, read by the status panel.
     sync_state: Mapped[str] = mapped_column(String(10), default="idle")

@@ -47,7 +47,7 @@ class Email(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(998), index=True)
     references: Mapped[list] = mapped_column(JSON, default=list)
     # The first id of References (else In-Reply-To): a thread's mail share it, so the mail that
-    # names a newly linked one anywhere in its chain is found through an index (crm.mail.linking).
+    # names a newly linked one anywhere in its chain is found through an index (crm.records.linking).
     thread_root: Mapped[str | None] = mapped_column(
         String(998), index=True, default=lambda ctx: _thread_root(ctx.get_current_parameters())
     )

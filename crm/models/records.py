@@ -195,10 +195,6 @@ class Task(RecordMixin, Base):
     def display_name(self) -> str:
         return self.name
 
-    @property
-    def is_open(self) -> bool:
-        return self.status not in ("Completed", "Canceled")
-
 
 RECORD_TYPES: dict[str, type] = {
     "Account": Account,

@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import select
 
 from crm import settings
-from crm.mail_accounts import imap_password
+from crm.accounts.manage import imap_password
 from crm.models import FolderCursor, MailAccount, Team, User
+from crm.queue import mail_queue
 from tests.support.dovecot import PASSWORD, free_port
 from tests.support.mailboxes import fetch, make_account, raw_message
-from workers.queue import mail_queue
 
 SECRET = "s3cret-Pa55word"
 
@@ -123,7 +123,7 @@ def test_changing_the_host_requires_the_password_again(user_client, db, services
 
 
 def test_target_folder_must_be_one_of_the_users_folders(user_client, make_user, db, services):
-    from crm import folders
+    from crm.mailbox import folders
 
     other = make_user("other")
     with services.session() as session:
@@ -147,7 +147,7 @@ def test_target_folder_must_be_one_of_the_users_folders(user_client, make_user, 
 def test_an_imap_folder_can_be_mapped_to_one_of_the_users_folders(
     user_client, make_user, db, services
 ):
-    from crm import folders
+    from crm.mailbox import folders
 
     other = make_user("other")
     with services.session() as session:

@@ -1,8 +1,9 @@
 import pytest
 from sqlalchemy import select
 
-from crm import addressbook, settings
+from crm import settings
 from crm.models import Team, User
+from crm.records import addressbook
 
 
 @pytest.mark.parametrize("url", ["/admin/", "/admin/users/new", "/admin/teams/", "/admin/settings"])

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from crm import folders
+from crm.mailbox import folders
 from crm.models import EmailFilter, EmailUserState, MailAccount, User
 from tests.factories import make_email
 

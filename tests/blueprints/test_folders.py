@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select
 
-from crm import folders
-from crm.models import EmailUserState, Folder, Team
-from tests.factories import make_email
+from crm.mailbox import folders
+from crm.models import Folder, Team
 
 
 def folder_names(db, user_id=None):
@@ -73,9 +70,6 @@ def test_other_users_folders_answer_404(user_client, make_user, db):
         theirs = folders.create_folder(session, other, "Private").id
     assert user_client.post(f"/folders/{theirs}", data={"name": "Mine"}).status_code == 404
     assert user_client.post(f"/folders/{theirs}/delete").status_code == 404
-    assert (
-        user_client.post("/folders/move", data={"folder": theirs, "email_id": 1}).status_code == 404
-    )
 
 
 def test_group_folders_are_for_admins(user_client):
@@ -103,38 +97,3 @@ def test_admin_creates_edits_and_deletes_group_folders(admin_client, services, d
     assert shared.name == "Front desk" and shared.teams == [] and shared.skip_notifications
     admin_client.post(f"/folders/group/{shared.id}/delete")
     assert folder_names(db) == []
-
-
-def test_move_mail_answers_303_or_a_mail_changed_trigger(user_client, db, services):
-    with services.session() as session:
-        folder_id = folders.create_folder(session, rep_id(session), "Customers").id
-        emails = [make_email(session, users=[rep_id(session)]).id for _ in range(2)]
-    response = user_client.post(
-        "/folders/move",
-        data={
-            "folder": str(folder_id),
-            "email_id": [str(e) for e in emails],
-            "next": "/folders/?x=1",
-        },
-    )
-    assert response.status_code == 303 and response.headers["Location"] == "/folders/?x=1"
-    db.rollback()
-    assert {s.folder_id for s in db.scalars(select(EmailUserState))} == {folder_id}
-    response = user_client.post(
-        "/folders/move", data={"folder": "inbox", "email_id": [str(emails[0])]}, htmx=True
-    )
-    assert response.status_code == 204
-    assert json.loads(response.headers["HX-Trigger"]) == {"mail-changed": {"moved": 1}}
-    db.rollback()
-    assert (
-        db.scalars(
-            select(EmailUserState.folder_id).where(EmailUserState.email_id == emails[0])
-        ).one()
-        is None
-    )
-
-
-def test_move_refuses_an_unsafe_next_and_an_unknown_folder(user_client):
-    response = user_client.post("/folders/move", data={"folder": "inbox", "next": "//evil.example"})
-    assert response.status_code == 303 and "evil" not in response.headers["Location"]
-    assert user_client.post("/folders/move", data={"folder": "nope"}).status_code == 404

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from crm import settings
-from crm.folders import create_folder
+from crm.mailbox.folders import create_folder
 from crm.models import Email, EmailUserState, User
 from tests.factories import make_email
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from crm.db import utcnow
-from crm.folders import create_folder
+from crm.mailbox.folders import create_folder
 from crm.models import EmailUserState, User
 from tests.factories import make_email
 

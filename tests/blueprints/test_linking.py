@@ -52,7 +52,8 @@ def test_history_is_a_fragment_for_htmx(user_client, linked_mail):
 
 def test_history_accepts_the_record_kind_slug(user_client, linked_mail):
     _, acme = linked_mail
-    assert user_client.get(f"/linking/history/accounts/{acme.id}").status_code == 200
+    response = user_client.get(f"/linking/history/accounts/{acme.id}", headers=HX)
+    assert response.status_code == 200 and "Quote please" in response.get_data(as_text=True)
 
 
 def test_history_of_a_hidden_record_is_404(user_client, db, rep):
@@ -210,7 +211,7 @@ def test_creating_a_task_gives_the_assignee_the_mail(user_client, db, linked_mai
         data={"name": "Send quote", "assigned_user_id": colleague, "due": "2030-01-02"},
         htmx=True,
     )
-    assert response.status_code == 200
+    assert response.status_code == 200 and "Send quote" in response.get_data(as_text=True)
     task = db.scalars(select(Task)).one()
     assert (task.parent_type, task.parent_id, task.email_id, task.assigned_user_id) == (
         "Account",

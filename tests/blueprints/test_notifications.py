@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from crm.mailbox.notifications import notify
 from crm.models import Notification, User
-from crm.notifications import notify
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from crm import addressbook
 from crm.models import Account, Case, Contact, Lead, Task
+from crm.records import addressbook
 
 
 def _make(services, model, **fields):
@@ -196,7 +196,9 @@ def test_team_members_see_team_records(client, make_user, services):
         team_id = s.scalars(select(Team.id)).one()
     record_id = _make(services, Account, name="Shared", assigned_user_id=bob, team_id=team_id)
     client.login("ann")
-    assert client.get(f"/records/accounts/{record_id}").status_code == 200
+    response = client.get(f"/records/accounts/{record_id}")
+    assert response.status_code == 200 and "Shared" in response.get_data(as_text=True)
+    assert "Shared" in client.get("/records/accounts/").get_data(as_text=True)
 
 
 def test_linking_to_a_hidden_account_is_refused(user_client, make_user, services):

@@ -4,8 +4,8 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
-from crm import addressbook
 from crm.models import Account, Case, Contact, Lead, Opportunity, Task, Team, User
+from crm.records import addressbook
 
 HIDDEN = {
     "accounts": (Account, {"name": "Hidden Firm"}),

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from crm.folders import create_folder
+from crm.mailbox.folders import create_folder
 from crm.models import Attachment
 from tests.browser.session import sign_in
 from tests.factories import make_email

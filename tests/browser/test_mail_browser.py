@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from crm.folders import create_folder
+from crm.mailbox.folders import create_folder
 from crm.models import Attachment, EmailUserState
 from tests.browser.session import sign_in
 from tests.factories import make_email

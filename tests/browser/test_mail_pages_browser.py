@@ -85,7 +85,7 @@ def test_the_body_frame_is_sandboxed_without_scripts(live_server, browser, db, r
 
 
 def test_back_returns_to_the_search_the_mail_was_opened_from(live_server, browser, db, rep):
-    from crm.folders import create_folder
+    from crm.mailbox.folders import create_folder
 
     folder = create_folder(db, rep, "Projects")
     make_email(db, users=[rep], subject="Invoice 2291 overdue")
@@ -164,7 +164,7 @@ def test_the_star_toggles_with_one_click_in_the_list(live_server, browser, db, r
 
 
 def test_trash_and_move_can_be_undone_from_the_notice(live_server, browser, db, rep):
-    from crm.folders import create_folder
+    from crm.mailbox.folders import create_folder
 
     create_folder(db, rep, "Projects")
     for subject in ("Alpha", "Beta"):

@@ -2,8 +2,8 @@ import json
 
 from sqlalchemy import select
 
-from crm import addressbook
 from crm.models import Team, User
+from crm.records import addressbook
 
 
 def _create(app, *args):

@@ -1,7 +1,7 @@
 """A small but realistic CRM for the crawler (tests/browser/test_crawler.py).
 
-Everything is made the way real use makes it: users by crm.users, Accounts, Contacts and Leads
-by the CSV import, the other records by crm.records, folders and filters by their domain
+Everything is made the way real use makes it: users by crm.records.users, Accounts, Contacts and Leads
+by the CSV import, the other records by crm.records.records, folders and filters by their domain
 functions, and all mail through the real import from the test Dovecot (so linking, threading,
 bounce and auto-reply detection, attachments, email-to-case and notifications are what a
 fetch produces). Names and subjects are Slovak, Czech, German, Polish, French and Russian.
@@ -19,13 +19,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from crm import csv_import, folders, mail_actions
-from crm.filtering import FilterForm, save_filter
-from crm.mail import linking
 from crm.mail.threadtoken import make_message_id
+from crm.mailbox import folders
+from crm.mailbox.filters import FilterForm, save_filter
 from crm.models import Account, Case, Contact, Email, Lead, Notification, Task, Team, User
-from crm.records import KINDS, create_record
-from crm.users import create_user
+from crm.records import csv_import, from_mail, linking
+from crm.records.records import KINDS, create_record
+from crm.records.users import create_user
 from tests.support.mailboxes import fetch, make_account
 
 PASSWORD = "password123"
@@ -501,10 +501,10 @@ def _link_by_hand(session, rep_id, data: CrawlData) -> None:
     lead = _named(session, Lead, last_name="Wiśniewski")
     dvorak = by_subject["Děkuji za schůzku"]
     if dvorak.parent_type is None:
-        draft = mail_actions.prefill(session, dvorak, None)
-        mail_actions.create_contact(session, dvorak, rep, draft)
+        draft = from_mail.prefill(session, dvorak, None)
+        from_mail.create_contact(session, dvorak, rep, draft)
     lukasz = by_subject["Zapytanie ofertowe – żółte łożyska"]
-    mail_actions.create_task(
+    from_mail.create_task(
         session, lukasz, rep, "Pripraviť ponuku – łożyska", rep.id, datetime.now() + timedelta(1)
     )
     session.flush()

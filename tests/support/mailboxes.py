@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, make_msgid
 
-from crm.mail.sync import Budget, SyncSummary, sync_account
-from crm.mail_accounts import create_account
+from crm.accounts.manage import create_account
+from crm.inbound.sync import Budget, SyncSummary, sync_account
 from tests.support.dovecot import PASSWORD
 
 LONG_AGO = date(2000, 1, 1)

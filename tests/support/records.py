@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crm import addressbook
 from crm.models import Account, Case, Contact, Lead, MailAccount, Opportunity, Team, User
+from crm.records import addressbook
 
 
 def _save(session, record, addresses=()):

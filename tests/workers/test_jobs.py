@@ -7,9 +7,9 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from crm.models import Email
+from crm.queue import mail_queue
 from tests.support.mailboxes import make_account, raw_message
 from workers import jobs
-from workers.queue import mail_queue
 
 
 @pytest.fixture

@@ -1,0 +1,189 @@
+"""Mail accounts: create and edit them, keep their passwords sealed, connect to their server,
+and reset a folder's fetch state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import and_, delete, select
+from sqlalchemy.orm import Session
+
+from crm import settings
+from crm.mail.hosts import parse_allowlist, resolve
+from crm.mail.imap import SECURITY, ImapConnection, tls_context
+from crm.models import EmailLocation, FolderCursor, MailAccount, Team
+from crm.secrets import SecretBox
+
+
+class AccountError(ValueError):
+    pass
+
+
+def _scope(account: MailAccount, field: str) -> str:
+    if not account.secret_scope:
+        account.secret_scope = uuid.uuid4().hex
+    return f"mail_accounts:{account.secret_scope}:{field}"
+
+
+def set_imap_password(account: MailAccount, box: SecretBox, password: str) -> None:
+    account.imap_password_enc = box.seal(password, _scope(account, "imap_password"))
+
+
+def imap_password(account: MailAccount, box: SecretBox) -> str:
+    if not account.imap_password_enc:
+        return ""
+    return box.open(account.imap_password_enc, _scope(account, "imap_password"))
+
+
+def create_account(
+    session: Session,
+    box: SecretBox,
+    *,
+    user_id: int | None,
+    email: str,
+    host: str,
+    port: int,
+    security: str,
+    login: str,
+    password: str,
+    folders: list[str] | None = None,
+    since: date | None = None,
+    is_group: bool = False,
+    team_ids: list[int] = (),
+    name: str = "",
+    add_all_team_users: bool = False,
+) -> MailAccount:
+    """A new personal (or group) account; enforces the admin's cap on personal accounts."""
+    if security not in SECURITY:
+        raise AccountError(f"security must be one of {', '.join(SECURITY)}")
+    if not email or "@" not in email:
+        raise AccountError("an e-mail address is required")
+    if not is_group:
+        _check_cap(session, user_id)
+    account = MailAccount(
+        user_id=user_id,
+        is_group=is_group,
+        name=name or email,
+        email_address=email,
+        imap_host=host,
+        imap_port=port,
+        imap_security=security,
+        imap_login=login or email,
+        monitored_folders=list(folders or ["INBOX"]),
+        fetch_since=since,
+        secret_scope=uuid.uuid4().hex,
+        add_all_team_users=add_all_team_users,
+    )
+    account.teams = [session.get(Team, t) for t in team_ids]
+    set_imap_password(account, box, password)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _check_cap(session: Session, user_id: int | None) -> None:
+    cap = settings.get(session, "max_personal_accounts")
+    if not cap:
+        return
+    count = session.query(MailAccount).filter_by(user_id=user_id, is_group=False).count()
+    if count >= cap:
+        raise AccountError(f"you may have at most {cap} personal mail accounts")
+
+
+def host_allowlist(session: Session, env_allowlist: str) -> set[str]:
+    """The admin's allow-list plus the one seeded from CRM_MAIL_HOST_ALLOWLIST."""
+    return parse_allowlist(env_allowlist) | parse_allowlist(
+        settings.get(session, "mail_host_allowlist")
+    )
+
+
+def connect(
+    account: MailAccount,
+    box: SecretBox,
+    allowlist: set[str],
+    timeout: float = 60,
+    ca_file: str | None = None,
+) -> ImapConnection:
+    """Log in to the account's IMAP server (host checked, then pinned)."""
+    endpoint = resolve(account.imap_host, account.imap_port, allowlist)
+    return ImapConnection(
+        endpoint,
+        account.imap_security,
+        account.imap_login,
+        imap_password(account, box),
+        timeout=timeout,
+        ssl_context=tls_context(ca_file),
+    )
+
+
+def reset_fetch_state(session: Session, account: MailAccount, folder: str, since: date) -> None:
+    """Re-read a folder from a new date; identity dedupe keeps this free of duplicates."""
+    cursor = session.scalars(
+        select(FolderCursor).where(
+            and_(FolderCursor.mail_account_id == account.id, FolderCursor.folder == folder)
+        )
+    ).first()
+    if cursor is not None:
+        session.delete(cursor)
+    session.flush()
+    session.add(FolderCursor(mail_account_id=account.id, folder=folder, since=since))
+
+
+# --- editing ----------------------------------------------------------------------------
+
+# Fields a form may change directly; the password and teams go through their own paths.
+EDITABLE = (
+    "name",
+    "email_address",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+    "imap_login",
+    "monitored_folders",
+    "fetch_since",
+    "target_folder_id",
+    "folder_map",
+    "is_active",
+    "user_id",
+    "add_all_team_users",
+    "create_case",
+    "case_distribution",
+    "case_team_id",
+)
+# Changing any of these points the account at another mailbox.
+ENDPOINT = ("imap_host", "imap_port", "imap_login")
+
+
+def update_account(
+    session: Session,
+    box: SecretBox,
+    account: MailAccount,
+    *,
+    password: str = "",
+    team_ids: list[int] | None = None,
+    **changes,
+) -> None:
+    """Apply edited fields; an empty password keeps the stored one."""
+    if changes.get("imap_security", account.imap_security) not in SECURITY:
+        raise AccountError(f"security must be one of {', '.join(SECURITY)}")
+    if "@" not in changes.get("email_address", account.email_address):
+        raise AccountError("an e-mail address is required")
+    moved = any(k in changes and changes[k] != getattr(account, k) for k in ENDPOINT)
+    for key, value in changes.items():
+        if key not in EDITABLE:
+            raise AccountError(f"unknown field {key}")
+        setattr(account, key, value)
+    if password:
+        set_imap_password(account, box, password)
+    if team_ids is not None:
+        account.teams = [t for t in (session.get(Team, i) for i in team_ids) if t is not None]
+    if moved and account.id is not None:
+        _forget_mailbox(session, account)
+
+
+def _forget_mailbox(session: Session, account: MailAccount) -> None:
+    # UIDs of the old mailbox mean nothing on the new one; identity dedupe finds stored mail.
+    session.execute(delete(EmailLocation).where(EmailLocation.mail_account_id == account.id))
+    account.cursors.clear()
+    session.flush()

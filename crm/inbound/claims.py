@@ -1,0 +1,97 @@
+"""Claims on mail accounts: two fetches of one account never overlap, and how each sync went
+is recorded on the account (failures notify its owner once a day, after a glitch has passed)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from crm.db import utcnow
+from crm.mail.errors import MailError
+from crm.mailbox.notifications import notify
+from crm.models import MailAccount, User
+from crm.models.accounts import STALE_CLAIM
+
+# Connection failures shorter than this are glitches and notify nobody.
+GLITCH = timedelta(minutes=10)
+NOTIFY_EVERY = timedelta(days=1)
+
+
+def users_receiving(session: Session, account: MailAccount) -> set[int]:
+    """Users who get every mail of the account: owner/assigned user, and team members if asked."""
+    users = {account.user_id} if account.user_id else set()
+    if account.is_group and account.add_all_team_users:
+        for team in account.teams:
+            users |= {u.id for u in team.members if u.is_active}
+    return users
+
+
+def claim(
+    session: Session,
+    account_id: int,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_CLAIM,
+) -> bool:
+    """Atomically mark the account as syncing; False when another sync holds it."""
+    now = now or utcnow()
+    result = session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == account_id)
+        .where(
+            or_(
+                MailAccount.sync_state != "running",
+                MailAccount.sync_claimed_at.is_(None),
+                MailAccount.sync_claimed_at < now - stale_after,
+            )
+        )
+        .values(sync_state="running", sync_claimed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, account_id: int) -> None:
+    session.execute(
+        update(MailAccount).where(MailAccount.id == account_id).values(sync_claimed_at=utcnow())
+    )
+
+
+def release(session: Session, account_id: int) -> None:
+    session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == account_id)
+        .values(sync_state="idle", sync_claimed_at=None)
+    )
+
+
+# --- outcome --------------------------------------------------------------------------
+
+
+def record_success(account: MailAccount) -> None:
+    account.last_sync_at = utcnow()
+    account.last_error = None
+    account.error_since = None
+
+
+def record_failure(session: Session, account: MailAccount, error: MailError) -> None:
+    """Keep the plain error; notify once a day, after the failure outlasted a glitch."""
+    now = utcnow()
+    account.last_error = error.plain
+    account.error_since = account.error_since or now
+    if now - account.error_since < GLITCH:
+        return
+    if account.error_notified_at and now - account.error_notified_at < NOTIFY_EVERY:
+        return
+    account.error_notified_at = now
+    text = f"Mail account {account.email_address} cannot fetch mail: {error.plain}."
+    for user_id in _failure_recipients(session, account):
+        notify(session, user_id, "account_error", text, mail_account_id=account.id)
+
+
+def _failure_recipients(session: Session, account: MailAccount) -> list[int]:
+    if not account.is_group:
+        return [account.user_id] if account.user_id else []
+    return list(
+        session.scalars(select(User.id).where(User.is_admin.is_(True), User.is_active.is_(True)))
+    )

@@ -1,0 +1,443 @@
+"""The import pipeline for one batch of one folder: dedupe -> filters -> store -> link -> deliver.
+
+Nothing here commits: the sync loop (crm/mail/sync.py) commits a batch's rows, their per-user
+state and the folder cursor in one transaction. Blobs (raw mail, attachments) are written
+before that commit and are content-addressed, so a crash at any point leaves nothing
+half-done and a rerun of the batch converges to the same rows (identity and location are unique).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, defer, selectinload
+
+from crm.db import utcnow
+from crm.inbound import delivery, filters
+from crm.mail.imap import HeaderItem
+from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snippet
+from crm.models import (
+    Attachment,
+    Email,
+    EmailAddress,
+    EmailAddressLink,
+    EmailLocation,
+    EmailRecipient,
+    MailAccount,
+)
+from crm.models.mail import STATUS_ARCHIVED
+from crm.records import addressbook, cases, linking
+from crm.storage import BlobStore
+
+
+@dataclass
+class ImportContext:
+    """What a sync loads once and every batch reuses."""
+
+    account: MailAccount
+    blobs: BlobStore
+    max_bytes: int
+    receivers: set[int]  # users who get every mail of the account
+    user_by_address: dict[str, int]  # lower-cased address -> user id
+    filters: filters.FilterSet  # compiled once per sync, inbox filters loaded per user lazily
+    now: datetime = field(default_factory=utcnow)
+
+
+def load_context(
+    session: Session, account: MailAccount, blobs: BlobStore, max_bytes: int, receivers: set[int]
+) -> ImportContext:
+    rows = session.execute(
+        select(EmailAddress.lower, EmailAddressLink.entity_id)
+        .join(EmailAddressLink, EmailAddressLink.address_id == EmailAddress.id)
+        .where(EmailAddressLink.entity_type == "User")
+    )
+    user_by_address = dict(rows.all())
+    return ImportContext(
+        account,
+        blobs,
+        max_bytes,
+        receivers,
+        user_by_address,
+        filters.load_filter_set(session, account),
+    )
+
+
+@dataclass
+class BatchResult:
+    seen: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    failed: int = 0
+    email_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Candidate:
+    """One server message on its way in."""
+
+    uid: int
+    header: HeaderItem
+    identity: str
+    headers_only: ParsedMail
+    email_id: int | None = None  # set when the message is already stored
+    raw: bytes | None = None
+    mail: ParsedMail | None = None
+    raw_sha256: str | None = None
+    attachment_sha256: list[str] = field(default_factory=list)
+    attachment_sizes: list[int] = field(default_factory=list)
+    group_folder_id: int | None = None  # where a group account's Move filter files new mail
+
+
+def plan(
+    session: Session,
+    ctx: ImportContext,
+    folder: str,
+    uidvalidity: int,
+    headers: dict[int, HeaderItem],
+) -> tuple[list[Candidate], BatchResult]:
+    """Sort a batch by its headers: already here, to be ignored, or to be downloaded."""
+    result = BatchResult(seen=len(headers))
+    located = _located_uids(session, ctx.account.id, folder, uidvalidity, list(headers))
+    candidates = []
+    for uid, item in sorted(headers.items()):
+        if uid in located:
+            result.duplicates += 1
+            continue
+        parsed = parse_headers(item.header)
+        identity = identity_for(parsed.message_id, item.header)
+        candidates.append(Candidate(uid, item, identity, parsed))
+    known = _emails_by_identity(session, {c.identity for c in candidates})
+    kept = []
+    for cand in candidates:
+        cand.email_id = known.get(cand.identity)
+        # Also for mail already stored (from another account): Ignore keeps it out of this one.
+        if ctx.filters.ignored(cand.headers_only):
+            result.skipped += 1
+            continue
+        kept.append(cand)
+    return kept, result
+
+
+def uids_to_download(ctx: ImportContext, candidates: list[Candidate]) -> list[int]:
+    """Bodies are fetched only for new messages under the size cap."""
+    return [c.uid for c in candidates if c.email_id is None and c.header.size <= ctx.max_bytes]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A downloaded message after parsing (and, when asked, after its blobs were written)."""
+
+    mail: ParsedMail
+    raw_sha256: str | None
+    attachment_sha256: tuple[str, ...]
+    attachment_sizes: tuple[int, ...]
+
+
+def prepare(
+    items: list[tuple[int, bytes]], blob_root: str | None, max_bytes: int
+) -> dict[int, Prepared]:
+    """Parse downloaded messages; with `blob_root`, also store their blobs and drop the payloads.
+
+    Runs in a helper process while the previous batch is stored, so it takes and returns plain
+    values. Parsing never raises; a failing disk write does, and stops the sync.
+    """
+    blobs = BlobStore(blob_root) if blob_root else None
+    out = {}
+    for uid, raw in items:
+        mail = parse(raw, max_bytes)
+        sizes = tuple(len(a.payload) for a in mail.attachments)
+        if blobs is None:
+            out[uid] = Prepared(mail, None, (), sizes)
+            continue
+        shas = tuple(blobs.put(a.payload) for a in mail.attachments)
+        bare = tuple(dataclasses.replace(a, payload=b"") for a in mail.attachments)
+        out[uid] = Prepared(
+            dataclasses.replace(mail, attachments=bare), blobs.put(raw), shas, sizes
+        )
+    return out
+
+
+def blobs_before_filters(ctx: ImportContext) -> bool:
+    """Blobs may be written while parsing unless an Ignore filter must first read the body
+    (ignored mail must leave nothing behind)."""
+    return not any(f.needs_body for f in ctx.filters.ignore)
+
+
+def apply_prepared(
+    ctx: ImportContext,
+    candidates: list[Candidate],
+    bodies: dict[int, bytes],
+    prepared: dict[int, Prepared],
+) -> None:
+    """Give each new candidate its parsed mail; a missing body leaves headers and a note."""
+    for cand in candidates:
+        if cand.email_id is not None:
+            continue
+        done = prepared.get(cand.uid)
+        if done is None:
+            note = (
+                f"Message is larger than {ctx.max_bytes // (1024 * 1024)} MB: only its "
+                "headers were imported"
+                if cand.header.size > ctx.max_bytes
+                else "The server did not return this message's body: only its headers were imported"
+            )
+            cand.raw = cand.header.header
+            cand.mail = dataclasses.replace(
+                cand.headers_only, problems=(*cand.headers_only.problems, note)
+            )
+            continue
+        cand.raw, cand.mail = bodies[cand.uid], done.mail
+        cand.raw_sha256, cand.attachment_sizes = done.raw_sha256, list(done.attachment_sizes)
+        cand.attachment_sha256 = list(done.attachment_sha256)
+
+
+def ignored_after_download(
+    session: Session, ctx: ImportContext, candidates: list[Candidate]
+) -> list[Candidate]:
+    """Body criteria of Ignore filters can only be checked once the body is here (for mail
+    already stored from another account: its stored body)."""
+    stored = {} if blobs_before_filters(ctx) else _stored_mail(session, candidates)
+    kept = []
+    for cand in candidates:
+        mail = cand.mail if cand.email_id is None else stored.get(cand.email_id)
+        if mail is None or not ctx.filters.ignored(mail):
+            kept.append(cand)
+    return kept
+
+
+def _stored_mail(session: Session, candidates: list[Candidate]) -> dict[int, ParsedMail]:
+    """Known mail as filters see it: the server's headers with the stored body."""
+    by_id = {c.email_id: c for c in candidates if c.email_id is not None}
+    if not by_id:
+        return {}
+    rows = session.execute(
+        select(Email.id, Email.body_text, Email.body_html).where(Email.id.in_(list(by_id)))
+    )
+    return {
+        email_id: dataclasses.replace(
+            by_id[email_id].headers_only, text=text or "", html=html or "", header_only=False
+        )
+        for email_id, text, html in rows
+    }
+
+
+def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:
+    """Raw mail and attachments go to disk before any row refers to them (if not done yet)."""
+    for cand in candidates:
+        if cand.email_id is None and cand.raw is not None and cand.raw_sha256 is None:
+            cand.raw_sha256 = ctx.blobs.put(cand.raw)
+            cand.attachment_sha256 = [ctx.blobs.put(a.payload) for a in cand.mail.attachments]
+            cand.attachment_sizes = [len(a.payload) for a in cand.mail.attachments]
+
+
+def store(
+    session: Session,
+    ctx: ImportContext,
+    folder: str,
+    uidvalidity: int,
+    candidates: list[Candidate],
+    result: BatchResult,
+) -> None:
+    """Insert new Emails, locations and per-user states of a planned batch (no commit).
+
+    Rows go in as multi-row INSERTs rather than through the unit of work: building and
+    flushing a dozen ORM objects per message cost more than parsing it.
+    """
+    _known_since_planned(session, candidates)
+    new = [c for c in candidates if c.email_id is None]
+    first: dict[str, Candidate] = {}
+    for cand in new:
+        first.setdefault(cand.identity, cand)
+    addresses = addressbook.find_or_create(session, _all_addresses(c.mail for c in first.values()))
+    ids = _insert_emails(session, list(first.values()), addresses)
+    for cand in new:
+        cand.email_id = ids[cand.identity]
+    result.imported += len(first)
+    result.duplicates += len(candidates) - len(first)
+    session.connection().execute(
+        insert(EmailLocation.__table__),
+        [
+            {
+                "mail_account_id": ctx.account.id,
+                "folder": folder,
+                "uidvalidity": uidvalidity,
+                "uid": c.uid,
+                "email_id": c.email_id,
+            }
+            for c in candidates
+        ],
+    )
+    emails = _load_new(session, list(ids.values()), first)
+    _link(session, ctx, emails)
+    if ctx.account.is_group:
+        for cand in new:  # matched once, read by delivery twice
+            cand.group_folder_id = ctx.filters.account_folder(cand.mail)
+    delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
+    if ctx.account.is_group:
+        delivery.file_in_group_folders(session, ctx, new)
+    result.email_ids.extend(ids.values())
+
+
+def _insert_emails(session: Session, cands: list[Candidate], addresses) -> dict[str, int]:
+    """Insert Emails with their recipients and attachments; identity -> new id."""
+    if not cands:
+        return {}
+    rows = [_email_row(c, addresses) for c in cands]
+    # Core INSERTs on the tables: the ORM's bulk path splits rows into many small groups
+    # (by which values are None), Core sends each batch as one multi-row statement.
+    table = Email.__table__
+    stmt = insert(table).returning(table.c.id, table.c.identity, sort_by_parameter_order=True)
+    connection = session.connection()
+    ids = {identity: id_ for id_, identity in connection.execute(stmt, rows)}
+    recipients, attachments = [], []
+    for cand in cands:
+        email_id = ids[cand.identity]
+        recipients += [{"email_id": email_id, **r} for r in _recipient_rows(cand.mail, addresses)]
+        attachments += [{"email_id": email_id, **a} for a in _attachment_rows(cand)]
+    if recipients:
+        connection.execute(insert(EmailRecipient.__table__), recipients)
+    if attachments:
+        connection.execute(insert(Attachment.__table__), attachments)
+    return ids
+
+
+def _people(mail: ParsedMail):
+    return [
+        ("from", [mail.from_] if mail.from_ else []),
+        ("to", mail.to),
+        ("cc", mail.cc),
+        ("bcc", mail.bcc),
+        ("reply_to", mail.reply_to),
+    ]
+
+
+def _recipient_rows(mail: ParsedMail, addresses) -> list[dict]:
+    entries = [
+        (role, name, addr)
+        for role, group in _people(mail)
+        for name, addr in group
+        if addr.lower() in addresses
+    ]
+    return [
+        {"position": i, "role": role, "name": name[:320], "address_id": addresses[addr.lower()].id}
+        for i, (role, name, addr) in enumerate(entries)
+    ]
+
+
+def _attachment_rows(cand: Candidate) -> list[dict]:
+    return [
+        {
+            "position": i,
+            "filename": a.filename[:500],
+            "content_type": a.content_type[:200],
+            "size": cand.attachment_sizes[i],
+            "sha256": cand.attachment_sha256[i],
+            "content_id": (a.content_id or None) and a.content_id[:500],
+            "is_inline": a.is_inline,
+            "parent_type": None,
+            "parent_id": None,
+        }
+        for i, a in enumerate(cand.mail.attachments)
+    ]
+
+
+def _email_row(cand: Candidate, addresses) -> dict:
+    mail = cand.mail
+    from_row = addresses.get(mail.from_[1].lower()) if mail.from_ else None
+    return {
+        "identity": cand.identity,
+        "message_id": mail.message_id,
+        "in_reply_to": mail.in_reply_to,
+        "references": list(mail.references),
+        "subject": mail.subject,
+        "from_name": (mail.from_ or ("", ""))[0][:320],
+        "from_address_id": from_row.id if from_row else None,
+        "date_sent": mail.date,
+        "body_text": mail.text,
+        "body_html": mail.html,
+        "snippet": snippet(mail.text),
+        "address_text": " ".join(f"{n} {a}" for _, group in _people(mail) for n, a in group)[
+            :20000
+        ],
+        "has_attachments": any(not a.is_inline for a in mail.attachments),
+        "is_auto_reply": mail.is_auto_reply,
+        "is_bounce": mail.is_bounce,
+        "size": cand.header.size,
+        "raw_sha256": cand.raw_sha256,
+        "problems": list(mail.problems),
+        "status": STATUS_ARCHIVED,
+        "created_at": utcnow(),
+    }
+
+
+def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate]) -> list[Email]:
+    """The new Emails as objects, for linking (bodies stay unloaded until asked for)."""
+    if not ids:
+        return []
+    stmt = (
+        select(Email)
+        .where(Email.id.in_(ids))
+        .options(defer(Email.body_text), defer(Email.body_html), selectinload(Email.recipients))
+    )
+    emails = list(session.scalars(stmt))
+    for email in emails:
+        email._parsed = by_identity[email.identity].mail
+    return emails
+
+
+def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
+    """Parents for the new mail, handed on to replies that came first; then email-to-case."""
+    links = linking.find_parents(session, emails, ctx.account)
+    for email in emails:
+        if links.get(email.id) is not None:
+            linking.apply_link_columns(email, links[email.id])
+    linking.propagate_to_orphan_replies_of(session, emails)
+    if ctx.account.is_group and ctx.account.create_case:
+        for email in emails:
+            receivers = cases.route_to_case(session, email, email._parsed, ctx.account)
+            email._extra_receivers = set(receivers)
+
+
+def _all_addresses(mails) -> list[str]:
+    out = []
+    for mail in mails:
+        if mail.from_:
+            out.append(mail.from_[1])
+        for _name, addr in (*mail.to, *mail.cc, *mail.bcc, *mail.reply_to):
+            out.append(addr)
+    return out
+
+
+# --- lookups ---------------------------------------------------------------------------
+
+
+def _known_since_planned(session: Session, candidates: list[Candidate]) -> None:
+    """Batches are planned while the one before is stored: look again for mail stored since."""
+    new = {c.identity for c in candidates if c.email_id is None}
+    known = _emails_by_identity(session, new)
+    for cand in candidates:
+        if cand.email_id is None and cand.identity in known:
+            cand.email_id = known[cand.identity]
+
+
+def _located_uids(session, account_id, folder, uidvalidity, uids) -> set[int]:
+    if not uids:
+        return set()
+    stmt = select(EmailLocation.uid).where(
+        EmailLocation.mail_account_id == account_id,
+        EmailLocation.folder == folder,
+        EmailLocation.uidvalidity == uidvalidity,
+        EmailLocation.uid.in_(uids),
+    )
+    return set(session.scalars(stmt))
+
+
+def _emails_by_identity(session, identities) -> dict[str, int]:
+    if not identities:
+        return {}
+    stmt = select(Email.identity, Email.id).where(Email.identity.in_(identities))
+    return dict(session.execute(stmt).all())

@@ -1,0 +1,52 @@
+"""RQ plumbing with the JSON serializer: job arguments are ids, never objects or secrets."""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+
+class JsonJob(Job):
+    """A Job that always (de)serialises with JSON, also when rq-scheduler creates it."""
+
+    def __init__(self, id=None, connection=None, serializer=None):
+        super().__init__(id, connection, serializer or JSONSerializer)
+
+    @classmethod
+    def create(cls, *args, serializer=None, **kwargs):
+        return super().create(*args, serializer=serializer or JSONSerializer, **kwargs)
+
+
+def mail_queue(connection: Redis, name: str = "mail") -> Queue:
+    return Queue(name, connection=connection, serializer=JSONSerializer, job_class=JsonJob)
+
+
+def is_pending(connection: Redis, job_id: str) -> bool:
+    """True when a job with this id is waiting or running."""
+    try:
+        job = JsonJob.fetch(job_id, connection=connection)
+    except Exception:  # noqa: BLE001 - NoSuchJobError, or a job saved by an older version
+        return False
+    return job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled")
+
+
+# The fetch job by its import path: the web process queues it without importing the workers.
+FETCH_JOB = "workers.jobs.fetch_account"
+
+
+def fetch_job_id(account_id: int) -> str:
+    return f"fetch-account-{account_id}"
+
+
+def enqueue_fetch(queue: Queue, account_id: int) -> bool:
+    """Queue a fetch unless one is already pending for this account."""
+    job_id = fetch_job_id(account_id)
+    if is_pending(queue.connection, job_id) or is_pending(queue.connection, job_id + "-next"):
+        return False
+    queue.enqueue(
+        FETCH_JOB, account_id, job_id=job_id, job_timeout=600, result_ttl=300, failure_ttl=86400
+    )
+    return True
+

@@ -1,0 +1,67 @@
+"""Sync outcomes on the account: plain words, notifications only after a glitch, at most once a day."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from crm.accounts.manage import create_account
+from crm.db import utcnow
+from crm.inbound.claims import record_failure, record_success
+from crm.mail.errors import ImapError
+from crm.models import Notification
+
+
+def _account(db, services, user_id, **kw):
+    account = create_account(
+        db,
+        services.secret_box,
+        user_id=user_id,
+        email="a@example.com",
+        host="127.0.0.1",
+        port=143,
+        security="none",
+        login="a",
+        password="pw",
+        **kw,
+    )
+    db.flush()
+    return account
+
+
+def _notes(db):
+    return list(db.scalars(select(Notification).where(Notification.kind == "account_error")))
+
+
+def test_short_glitch_notifies_nobody(db, services, make_user):
+    account = _account(db, services, make_user("rep"))
+    record_failure(db, account, ImapError(plain="host unreachable"))
+    assert account.last_error == "host unreachable" and _notes(db) == []
+
+
+def test_lasting_failure_notifies_the_owner_once_a_day(db, services, make_user):
+    owner = make_user("rep")
+    account = _account(db, services, owner)
+    account.error_since = utcnow() - timedelta(minutes=11)
+    record_failure(db, account, ImapError(plain="authentication failed"))
+    record_failure(db, account, ImapError(plain="authentication failed"))
+    notes = _notes(db)
+    assert [n.user_id for n in notes] == [owner]
+    assert "authentication failed" in notes[0].text
+    account.error_notified_at = utcnow() - timedelta(days=1, minutes=1)
+    record_failure(db, account, ImapError(plain="authentication failed"))
+    assert len(_notes(db)) == 2
+
+
+def test_group_account_failures_notify_admins(db, services, make_user):
+    admin = make_user("boss", admin=True)
+    account = _account(db, services, make_user("rep"), is_group=True)
+    account.error_since = utcnow() - timedelta(hours=1)
+    record_failure(db, account, ImapError(plain="host unreachable"))
+    assert [n.user_id for n in _notes(db)] == [admin]
+
+
+def test_success_clears_the_error(db, services, make_user):
+    account = _account(db, services, make_user("rep"))
+    record_failure(db, account, ImapError(plain="host unreachable"))
+    record_success(account)
+    assert account.last_error is None and account.error_since is None
