@@ -116,6 +116,9 @@ def check_headers(message: OutgoingMessage) -> None:
         raise HeaderInjection("In-Reply-To", "is not a message id")
     if any(bracketed_id(ref) is None for ref in message.references):
         raise HeaderInjection("References", "holds something that is not a message id")
+    for attachment in message.attachments:
+        if attachment.content_id and bracketed_id(attachment.content_id) is None:
+            raise HeaderInjection("attachment Content-ID", "is not a content id")
     for name, _ in message.extra_headers:
         if not _FIELD_NAME.fullmatch(name):
             raise HeaderInjection(f"header name {name!r}", "is not a header name")

@@ -491,6 +491,13 @@ def test_message_ids_must_be_message_ids(value):
         check_headers(message(in_reply_to=value))
 
 
+def test_content_ids_must_be_message_ids():
+    logo = OutgoingAttachment("a.png", "image/png", PNG, content_id="logo id", inline=True)
+    with pytest.raises(HeaderInjection) as raised:
+        check_headers(message(html="<p>x</p>", attachments=(logo,)))
+    assert raised.value.field == "attachment Content-ID"
+
+
 def test_message_ids_are_accepted_with_or_without_brackets():
     assert bracketed_id("a@b") == "<a@b>"
     assert bracketed_id(" <a@b> ") == "<a@b>"
