@@ -2,7 +2,8 @@
 (how far behind, progress, time left).
 
 Who sees what: a user sees their own personal accounts; admins see every account, and only
-admins see group (shared) accounts.
+admins see group (shared) accounts. The system SMTP account (no owner, set in the admin's
+settings) is nobody's personal account and no group account: the lists leave it out.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
+from crm import settings
 from crm.db import utcnow
 from crm.models import FolderCursor, MailAccount, SyncRun, User
 from crm.models.accounts import STALE_CLAIM
@@ -22,7 +24,7 @@ from crm.models.accounts import STALE_CLAIM
 
 def personal_accounts(session: Session, user_id: int) -> list[MailAccount]:
     stmt = select(MailAccount).where(
-        MailAccount.user_id == user_id, MailAccount.is_group.is_(False)
+        MailAccount.user_id == user_id, MailAccount.is_group.is_(False), _not_system(session)
     )
     return list(session.scalars(stmt.order_by(MailAccount.name, MailAccount.id)))
 
@@ -31,10 +33,21 @@ def other_accounts(session: Session, user: User, group: bool) -> list[MailAccoun
     """The admins' view: group accounts, or other users' personal accounts."""
     if not user.is_admin:
         return []
-    stmt = select(MailAccount).where(MailAccount.is_group.is_(group))
+    stmt = select(MailAccount).where(MailAccount.is_group.is_(group), _not_system(session))
     if not group:
-        stmt = stmt.where(MailAccount.user_id != user.id)
+        # Personal accounts always have an owner; one without is the system account.
+        stmt = stmt.where(MailAccount.user_id.is_not(None), MailAccount.user_id != user.id)
     return list(session.scalars(stmt.order_by(MailAccount.name, MailAccount.id)))
+
+
+def _not_system(session: Session):
+    system_id = settings.get(session, "system_smtp_account_id")
+    return MailAccount.id != system_id if system_id else true()
+
+
+def is_system_account(session: Session, account: MailAccount) -> bool:
+    """Whether this is the account the system sends from (admin settings)."""
+    return account.id is not None and account.id == settings.get(session, "system_smtp_account_id")
 
 
 def owner_names(session: Session, accounts: list[MailAccount]) -> dict[int, str]:

@@ -1,5 +1,5 @@
 """Mail accounts: personal accounts for everyone, group accounts for admins, "Test connection",
-and the status panel with "Fetch now" and "Reset fetch state"."""
+"Send test e-mail", and the status panel with "Fetch now" and "Reset fetch state"."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from crm.accounts import form as account_form
 from crm.accounts import status as account_status
 from crm.accounts.manage import AccountError, host_allowlist, imap_password
 from crm.blueprints.auth import admin_required
+from crm.mail.address import normalise_address
 from crm.mail.errors import MailError
+from crm.outbound.sending import send_test_mail
 from crm.queue import enqueue_fetch, fetch_job_id, is_pending, mail_queue
 from crm.web import (
     db,
@@ -84,6 +86,7 @@ def _save(account, group: bool):
             services().secret_box,
             values,
             form.get("password", ""),
+            smtp_password=form.get("smtp_password", ""),
             account=account,
             owner_id=current_user.id,
             group=group,
@@ -107,12 +110,22 @@ def _save(account, group: bool):
     return redirect(url_for("accounts.show", account_id=saved.id), 303)
 
 
+# What a new account's form starts with.
+NEW_ACCOUNT = {
+    "folders": ["INBOX"],
+    "security": "ssl",
+    "port": "993",
+    "is_active": True,
+    "smtp_security": "starttls",
+    "smtp_auth": True,
+    "sent_folder": "Sent",
+}
+
+
 @bp.get("/new")
 @login_required
 def new():
-    return _form(
-        None, False, {"folders": ["INBOX"], "security": "ssl", "port": "993", "is_active": True}
-    )
+    return _form(None, False, dict(NEW_ACCOUNT))
 
 
 @bp.post("/new")
@@ -124,17 +137,7 @@ def create():
 @bp.get("/group/new")
 @admin_required
 def new_group():
-    return _form(
-        None,
-        True,
-        {
-            "folders": ["INBOX"],
-            "security": "ssl",
-            "port": "993",
-            "is_active": True,
-            "case_distribution": "direct",
-        },
-    )
+    return _form(None, True, {**NEW_ACCOUNT, "case_distribution": "direct"})
 
 
 @bp.post("/group/new")
@@ -208,6 +211,52 @@ def _test(account, group: bool, password: str):
     return _form(account, group, account_form.form_data(form), server=server)
 
 
+# --- send test e-mail -----------------------------------------------------------------------
+
+
+def send_test_result(account, to: str) -> dict:
+    """Send one test mail through the account's SMTP server: {"to", "reply"} on success,
+    {"to", "error", "reply"} with the problem in plain words otherwise."""
+    to = to.strip() or account.email_address
+    if not account_form.can_send(account):
+        return {"to": to, "error": "this account has no SMTP server", "reply": None}
+    address = normalise_address(to)
+    if address is None:
+        return {"to": to, "error": f"{to} is not an e-mail address", "reply": None}
+    try:
+        reply = send_test_mail(services(), db(), account, address)
+    except MailError as exc:
+        return {"to": to, "error": exc.plain, "reply": exc.reply}
+    return {"to": to, "reply": reply, "error": None}
+
+
+def test_mail_answer(account, result: dict, url: str, back: str, **context):
+    """The "Send test e-mail" box for htmx, else a flash on the page it came from."""
+    if wants_fragment():
+        return fragment(
+            "accounts/_send_test.html", account=account, outcome=result, send_url=url, **context
+        )
+    if result["error"]:
+        reply = f" (the server said: {result['reply']})" if result["reply"] else ""
+        flash(f"The test e-mail was not sent: {result['error']}{reply}.", "error")
+    else:
+        flash(f"Test e-mail sent to {result['to']}. The server said: {result['reply']}", "info")
+    return redirect(back, 303)
+
+
+@bp.post("/<int:account_id>/send-test")
+@login_required
+def send_test(account_id: int):
+    account = _account(account_id)
+    result = send_test_result(account, request.form.get("to", ""))
+    return test_mail_answer(
+        account,
+        result,
+        url_for("accounts.send_test", account_id=account.id),
+        url_for("accounts.show", account_id=account.id),
+    )
+
+
 # --- status --------------------------------------------------------------------------------
 
 
@@ -232,7 +281,12 @@ def _status(account, notice: str | None = None, error: bool = False):
 @bp.get("/<int:account_id>")
 @login_required
 def show(account_id: int):
-    return page("accounts/show.html", **_status(_account(account_id)))
+    account = _account(account_id)
+    return page(
+        "accounts/show.html",
+        system_account=account_status.is_system_account(db(), account),
+        **_status(account),
+    )
 
 
 @bp.get("/<int:account_id>/status")
@@ -258,6 +312,8 @@ def _after_action(account, notice: str, error: bool = False):
 @login_required
 def fetch_now(account_id: int):
     account = _account(account_id)
+    if not account.imap_host:
+        return _after_action(account, "This account only sends mail: it has no IMAP server.", True)
     if account.fetch_since is None and not account.cursors:
         return _after_action(account, "Set a 'fetch since' date before the first fetch.", True)
     try:

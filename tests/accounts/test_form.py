@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from crm import settings
 from crm.accounts import form as account_form
-from crm.accounts.manage import AccountError, imap_password
+from crm.accounts.manage import AccountError, imap_password, smtp_password
 from crm.db import utcnow
 from crm.mail.errors import HostNotAllowed, ImapError
 from crm.mailbox import folders
@@ -244,3 +244,177 @@ def test_reset_waits_for_a_running_sync(services, db, make_user, imap_server):
     account.sync_state, account.sync_claimed_at = "running", utcnow()
     with pytest.raises(AccountError, match="running"):
         account_form.reset_folder(db, account, "INBOX", "2020-01-01")
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+
+def test_clean_gives_smtp_values_with_a_port_for_each_security():
+    values = account_form.clean(
+        form(
+            smtp_host="smtp.example.com",
+            smtp_security="ssl",
+            smtp_auth="1",
+            store_sent="1",
+            sent_folder="INBOX.Sent",
+        ),
+        account_form.Choices(),
+        group=False,
+    )
+    assert values["smtp_host"] == "smtp.example.com" and values["smtp_port"] == 465
+    assert values["smtp_security"] == "ssl" and values["smtp_auth"] is True
+    assert values["smtp_login"] == "" and values["store_sent"] is True
+    assert values["sent_folder"] == "INBOX.Sent"
+    for security, port in (("starttls", 587), ("none", 25)):
+        values = account_form.clean(
+            form(smtp_host="smtp.example.com", smtp_security=security),
+            account_form.Choices(),
+            group=False,
+        )
+        assert values["smtp_port"] == port and values["smtp_auth"] is False
+    values = account_form.clean(form(smtp_port="2525"), account_form.Choices(), group=False)
+    assert values["smtp_port"] == 2525 and values["smtp_host"] == ""
+    assert values["sent_folder"] == "Sent"
+
+
+def test_an_account_may_only_send_but_needs_one_server():
+    values = account_form.clean(
+        form(host="", since="2024-01-01", smtp_host="smtp.example.com"),
+        account_form.Choices(),
+        group=False,
+    )
+    assert values["imap_host"] == "" and values["smtp_host"] == "smtp.example.com"
+    assert values["fetch_since"] is None  # nothing to fetch from
+    with pytest.raises(account_form.AccountFormError) as err:
+        account_form.clean(form(host="", smtp_host=" "), account_form.Choices(), group=False)
+    assert set(err.value.errors) == {"host"}
+    assert "IMAP server's host name" in err.value.errors["host"]
+    assert "SMTP" in err.value.errors["host"]
+    # Test connection still needs the IMAP host.
+    with pytest.raises(account_form.AccountFormError) as err:
+        account_form.connection_values(form(host="", smtp_host="smtp.example.com"))
+    assert err.value.errors == {"host": "enter the IMAP server's host name"}
+
+
+def test_bad_smtp_values_are_reported_with_the_rest():
+    with pytest.raises(account_form.AccountFormError) as err:
+        account_form.clean(
+            form(
+                email="nobody",
+                smtp_host="smtp.example.com",
+                smtp_port="0",
+                smtp_security="tls",
+            ),
+            account_form.Choices(),
+            group=False,
+        )
+    assert set(err.value.errors) == {"email", "smtp_port", "smtp_security"}
+    with pytest.raises(account_form.AccountFormError) as err:
+        account_form.clean(
+            form(host="", smtp_host="smtp.example.com", store_sent="1"),
+            account_form.Choices(),
+            group=False,
+        )
+    assert set(err.value.errors) == {"store_sent"}
+
+
+def test_form_data_never_keeps_the_smtp_password():
+    data = account_form.form_data(form(smtp_password="hunter2", smtp_auth="1"))
+    assert "smtp_password" not in data and "hunter2" not in repr(data)
+    assert data["smtp_auth"] is True and data["store_sent"] is False
+
+
+def test_smtp_settings_are_saved_and_shown_without_the_password(services, db, make_user):
+    values = account_form.clean(
+        form(smtp_host="smtp.example.com", smtp_auth="1", smtp_login="rep-smtp"),
+        account_form.Choices(),
+        group=False,
+    )
+    account = account_form.save_account(
+        db,
+        services.secret_box,
+        values,
+        "imap-pw",
+        smtp_password="smtp-pw",
+        owner_id=make_user("rep"),
+    )
+    assert (account.smtp_host, account.smtp_port, account.smtp_login) == (
+        "smtp.example.com",
+        587,
+        "rep-smtp",
+    )
+    assert smtp_password(account, services.secret_box) == "smtp-pw"
+    assert imap_password(account, services.secret_box) == "imap-pw"
+    data = account_form.account_data(account)
+    assert data["smtp_host"] == "smtp.example.com" and data["smtp_port"] == "587"
+    assert data["smtp_auth"] is True and data["smtp_login"] == "rep-smtp"
+    assert "smtp-pw" not in repr(data) and "imap-pw" not in repr(data)
+
+
+def test_an_smtp_only_account_needs_only_an_smtp_password(services, db, make_user):
+    rep = make_user("rep")
+    values = account_form.clean(
+        form(host="", smtp_host="smtp.example.com", smtp_auth="1"),
+        account_form.Choices(),
+        group=False,
+    )
+    with pytest.raises(AccountError, match="SMTP server's password"):
+        account_form.save_account(db, services.secret_box, values, "", owner_id=rep)
+    account = account_form.save_account(
+        db, services.secret_box, values, "", smtp_password="smtp-pw", owner_id=rep
+    )
+    assert account.imap_host == "" and smtp_password(account, services.secret_box) == "smtp-pw"
+    # Without a login to the server, no password at all.
+    values = account_form.clean(
+        form(host="", email="relay@example.com", smtp_host="relay.example.com"),
+        account_form.Choices(),
+        group=False,
+    )
+    account = account_form.save_account(db, services.secret_box, values, "", owner_id=rep)
+    assert account.smtp_auth is False and account.smtp_password_enc is None
+
+
+def test_the_stored_smtp_password_never_follows_a_changed_server(services, db, make_user):
+    base = {"smtp_host": "smtp.example.com", "smtp_auth": "1"}
+    values = account_form.clean(form(**base), account_form.Choices(), group=False)
+    account = account_form.save_account(
+        db, services.secret_box, values, "pw", smtp_password="smtp-pw", owner_id=make_user("rep")
+    )
+    for change in (
+        {"smtp_host": "evil.example"},
+        {"smtp_port": "2525"},
+        {"smtp_security": "none"},
+    ):
+        moved = account_form.clean(form(**{**base, **change}), account_form.Choices(), group=False)
+        with pytest.raises(AccountError, match="SMTP password again"):
+            account_form.save_account(db, services.secret_box, moved, "", account=account)
+        # The IMAP password typed again does not stand in for a stored SMTP password.
+        with pytest.raises(AccountError, match="SMTP password again"):
+            account_form.save_account(db, services.secret_box, moved, "pw", account=account)
+    same = account_form.clean(form(**base, name="Renamed"), account_form.Choices(), group=False)
+    account_form.save_account(db, services.secret_box, same, "", account=account)
+    assert account.name == "Renamed" and smtp_password(account, services.secret_box) == "smtp-pw"
+    moved = account_form.clean(
+        form(**{**base, "smtp_host": "smtp2.example.com"}), account_form.Choices(), group=False
+    )
+    account_form.save_account(
+        db, services.secret_box, moved, "", smtp_password="new-pw", account=account
+    )
+    assert account.smtp_host == "smtp2.example.com"
+    assert smtp_password(account, services.secret_box) == "new-pw"
+
+
+def test_adding_an_smtp_server_to_a_fetching_account_asks_for_a_password(services, db, make_user):
+    values = account_form.clean(form(), account_form.Choices(), group=False)
+    account = account_form.save_account(
+        db, services.secret_box, values, "imap-pw", owner_id=make_user("rep")
+    )
+    sending = account_form.clean(
+        form(smtp_host="smtp.example.com", smtp_auth="1"), account_form.Choices(), group=False
+    )
+    with pytest.raises(AccountError, match="SMTP password again"):
+        account_form.save_account(db, services.secret_box, sending, "", account=account)
+    # The IMAP password typed now serves, as the account keeps no SMTP password of its own.
+    account_form.save_account(db, services.secret_box, sending, "imap-pw", account=account)
+    assert account.smtp_host == "smtp.example.com" and account.smtp_password_enc is None
+    assert smtp_password(account, services.secret_box) == "imap-pw"

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from crm import settings
-from crm.accounts.manage import imap_password
+from crm.accounts.manage import imap_password, smtp_password
 from crm.models import FolderCursor, MailAccount, Team, User
 from crm.queue import mail_queue
 from tests.support.dovecot import PASSWORD, free_port
@@ -240,6 +240,192 @@ def test_connection_of_a_saved_account_uses_the_stored_password(user_client, ima
     assert "Connected" not in body and "Connection failed: host unreachable" in body
 
 
+# --- SMTP settings and "Send test e-mail" ----------------------------------------------------
+
+
+def smtp_form(smtp_server=None, **values):
+    """An account form with SMTP settings for the loopback test server (no login there)."""
+    data = account_form(
+        smtp_host="127.0.0.1",
+        smtp_port=str(smtp_server.port) if smtp_server else "587",
+        smtp_security="none",
+    )
+    data.update(values)
+    return data
+
+
+def test_smtp_settings_are_saved_and_shown_without_the_password(user_client, db, services, bodies):
+    page = user_client.get("/accounts/new").get_data(as_text=True)
+    assert "SMTP server (sending)" in page and 'name="smtp_auth" value="1" checked' in page
+    assert 'placeholder="same as IMAP login"' in page and "Keep a copy of sent mail" in page
+    data = smtp_form(
+        smtp_port="2525",
+        smtp_auth="1",
+        smtp_login="rep-smtp",
+        smtp_password="smtp-" + SECRET,
+        store_sent="1",
+        sent_folder="INBOX.Sent",
+    )
+    assert user_client.post("/accounts/new", data=data).status_code == 303
+    [account] = accounts_of(db, "rep")
+    assert (account.smtp_host, account.smtp_port, account.smtp_security) == (
+        "127.0.0.1",
+        2525,
+        "none",
+    )
+    assert account.smtp_auth and account.smtp_login == "rep-smtp"
+    assert account.store_sent and account.sent_folder == "INBOX.Sent"
+    assert smtp_password(account, services.secret_box) == "smtp-" + SECRET
+    edit = user_client.get(f"/accounts/{account.id}/edit").get_data(as_text=True)
+    assert 'name="smtp_host" value="127.0.0.1"' in edit and 'name="smtp_port" value="2525"' in edit
+    assert 'name="smtp_login" value="rep-smtp"' in edit and 'name="smtp_password" value=""' in edit
+    assert 'name="store_sent" value="1" checked' in edit and 'value="INBOX.Sent"' in edit
+    show = user_client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert "127.0.0.1:2525 (unencrypted), login rep-smtp" in show
+    assert "a copy of sent mail goes to INBOX.Sent" in show
+    # Saved again without passwords: both stay.
+    data.update(password="", smtp_password="", name="Renamed")
+    assert user_client.post(f"/accounts/{account.id}/edit", data=data).status_code == 303
+    [account] = accounts_of(db, "rep")
+    assert account.name == "Renamed"
+    assert smtp_password(account, services.secret_box) == "smtp-" + SECRET
+    # A rejected form comes back without either password.
+    bad = user_client.post(f"/accounts/{account.id}/edit", data={**data, "smtp_port": "x"})
+    assert bad.status_code == 422 and "enter a port between 1 and 65535" in bad.get_data(
+        as_text=True
+    )
+    assert not [b for b in bodies if SECRET in b]
+
+
+def test_changing_the_smtp_server_requires_the_smtp_password_again(user_client, db, services):
+    data = smtp_form(smtp_auth="1", smtp_password="smtp-pw")
+    user_client.post("/accounts/new", data=data)
+    [account] = accounts_of(db, "rep")
+    moved = {**data, "password": "", "smtp_password": "", "smtp_host": "smtp.elsewhere.example"}
+    response = user_client.post(f"/accounts/{account.id}/edit", data=moved)
+    assert response.status_code == 422
+    assert "SMTP password again" in response.get_data(as_text=True)
+    assert accounts_of(db, "rep")[0].smtp_host == "127.0.0.1"
+
+
+def test_an_smtp_only_account_is_accepted(user_client, db, redis):
+    data = smtp_form(host="", password="", smtp_password="", since="")
+    response = user_client.post("/accounts/new", data=data)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    [account] = accounts_of(db, "rep")
+    assert account.imap_host == "" and account.smtp_host == "127.0.0.1"
+    assert account.fetch_since is None and account.is_active
+    show = user_client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert "this account only sends mail" in show and "Send test e-mail" in show
+    assert 'id="account-status"' not in show
+    body = user_client.post(f"/accounts/{account.id}/fetch", htmx=True).get_data(as_text=True)
+    assert "only sends mail" in body and len(mail_queue(redis)) == 0
+    listing = user_client.get("/accounts/").get_data(as_text=True)
+    assert f'id="account-{account.id}"' in listing
+
+
+def test_an_account_without_any_server_is_refused_clearly(user_client, db):
+    response = user_client.post("/accounts/new", data=account_form(host="", smtp_host=""))
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "enter the IMAP server&#39;s host name (or an SMTP server&#39;s below" in body
+    assert accounts_of(db) == []
+
+
+def test_an_account_without_smtp_offers_no_test_mail(user_client, db):
+    user_client.post("/accounts/new", data=account_form())
+    [account] = accounts_of(db, "rep")
+    show = user_client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert "Send test e-mail" not in show and "no SMTP server" in show
+    response = user_client.post(f"/accounts/{account.id}/send-test", data={"to": "a@b.example"})
+    assert response.status_code == 303
+    page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "this account has no SMTP server" in page
+
+
+def test_send_test_mail_shows_the_servers_reply(user_client, db, smtp_server):
+    user_client.post("/accounts/new", data=smtp_form(smtp_server))
+    [account] = accounts_of(db, "rep")
+    show = user_client.get(f"/accounts/{account.id}").get_data(as_text=True)
+    assert 'name="to" value="rep@example.com"' in show  # the account's own address
+    response = user_client.post(
+        f"/accounts/{account.id}/send-test", data={"to": "someone@customer.example"}, htmx=True
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.lstrip().startswith('<section id="send-test"')
+    assert "Test e-mail sent to someone@customer.example" in body and "250" in body
+    [received] = smtp_server.messages
+    assert received["rcpt_tos"] == ["someone@customer.example"]
+    assert received["mail_from"] == "rep@example.com"
+    assert b"Subject: Test e-mail from Mail CRM" in received["data"]
+    # Without JavaScript: back to the account's page, the reply in a flash; empty means own.
+    response = user_client.post(f"/accounts/{account.id}/send-test", data={"to": ""})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/accounts/{account.id}")
+    page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Test e-mail sent to rep@example.com" in page and "250" in page
+    assert smtp_server.messages[1]["rcpt_tos"] == ["rep@example.com"]
+
+
+def test_send_test_mail_shows_a_refusal_in_plain_words(user_client, db, smtp_server):
+    smtp_server.script(answer_data="550 5.7.1 Message refused by policy")
+    user_client.post("/accounts/new", data=smtp_form(smtp_server))
+    [account] = accounts_of(db, "rep")
+    response = user_client.post(
+        f"/accounts/{account.id}/send-test", data={"to": "x@customer.example"}, htmx=True
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "The test e-mail was not sent: the mail server refused the message" in body
+    assert "550 5.7.1 Message refused by policy" in body and smtp_server.messages == []
+    response = user_client.post(f"/accounts/{account.id}/send-test", data={"to": "x@c.example"})
+    page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "not sent" in page and "550 5.7.1 Message refused by policy" in page
+    bad = user_client.post(
+        f"/accounts/{account.id}/send-test", data={"to": "not an address"}, htmx=True
+    )
+    assert bad.status_code == 200 and "is not an e-mail address" in bad.get_data(as_text=True)
+
+
+def test_send_test_mail_to_an_unreachable_server_is_plain_words(user_client, db):
+    user_client.post("/accounts/new", data=smtp_form(smtp_port=str(free_port())))
+    [account] = accounts_of(db, "rep")
+    response = user_client.post(f"/accounts/{account.id}/send-test", data={}, htmx=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "The test e-mail was not sent: the mail server" in body
+
+
+def test_the_system_account_is_nobodys_account(admin_client, make_user, services, db):
+    from crm.accounts import manage
+
+    with services.session() as session:
+        system = manage.create_account(
+            session,
+            services.secret_box,
+            user_id=None,
+            email="crm@example.com",
+            host="",
+            port=993,
+            security="ssl",
+            login="",
+            password="",
+            smtp={"smtp_host": "smtp.example.com", "smtp_auth": False},
+        )
+        settings.put(session, "system_smtp_account_id", system.id)
+        system_id = system.id
+    listing = admin_client.get("/accounts/").get_data(as_text=True)
+    assert "crm@example.com" not in listing and f"account-{system_id}" not in listing
+    page = admin_client.get(f"/accounts/{system_id}").get_data(as_text=True)
+    assert "System sending account" in page
+    admin_client.post("/logout")
+    admin_client.token = None
+    make_user("rep", ["rep@example.com"])
+    admin_client.login("rep")
+    assert "crm@example.com" not in admin_client.get("/accounts/").get_data(as_text=True)
+    assert admin_client.get(f"/accounts/{system_id}").status_code == 404
+    assert admin_client.post(f"/accounts/{system_id}/send-test", data={}).status_code == 404
+
+
 # --- status, fetch now, reset ----------------------------------------------------------------
 
 
@@ -358,7 +544,7 @@ def test_another_users_account_answers_404(user_client, make_user, services, db,
     theirs = make_account(services, make_user("other"), imap_server, imap_server.new_user())
     for url in ("", "/edit", "/status"):
         assert user_client.get(f"/accounts/{theirs}{url}").status_code == 404
-    for url in ("/edit", "/delete", "/fetch", "/reset", "/test"):
+    for url in ("/edit", "/delete", "/fetch", "/reset", "/test", "/send-test"):
         assert user_client.post(f"/accounts/{theirs}{url}", data=account_form()).status_code == 404
     assert len(accounts_of(db)) == 1
 
@@ -442,10 +628,11 @@ def test_in_a_browser_pick_folders_save_fetch_and_watch_progress(
     page.get_by_role("link", name="Mail accounts").click()
     page.get_by_role("link", name="New account").click()
     page.get_by_label("E-mail address").fill("rep@example.com")
-    page.get_by_label("Host").fill("127.0.0.1")
-    page.get_by_label("Port", exact=True).fill(str(imap_server.port))
-    page.get_by_label("Security").select_option("none")
-    page.get_by_label("Login").fill(box)
+    imap = page.get_by_role("group", name="IMAP server")  # the SMTP fieldset has the same labels
+    imap.get_by_label("Host").fill("127.0.0.1")
+    imap.get_by_label("Port", exact=True).fill(str(imap_server.port))
+    imap.get_by_label("Security").select_option("none")
+    imap.get_by_label("Login").fill(box)
     page.locator("input[name=password]").fill(PASSWORD)
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("#server-folders")).to_contain_text("Connected")
