@@ -35,6 +35,7 @@ def edit():
             "time_zone": user.time_zone,
             "date_format": user.date_format,
             "mail_view": "conversations" if user.mail_as_conversations else "mails",
+            "default_answer": "reply_all" if user.reply_all_default else "reply",
         }
     )
 

@@ -1,4 +1,5 @@
-"""A user's personal preferences: signature, mail client, time zone, date format, mail lists."""
+"""A user's personal preferences: signature, mail client, default answer button, time zone,
+date format, mail lists."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ DATE_FORMATS = {
     "%d %b %Y": "31 Mar 2025",
 }
 MAX_SIGNATURE = 10_000
+ANSWERS = ("reply", "reply_all")  # the mail page's default answer button
 
 
 class PreferencesError(ValueError):
@@ -50,6 +52,9 @@ def update_preferences(user: User, form) -> None:
     date_format = form.get("date_format") or ""
     if date_format not in DATE_FORMATS:
         errors["date_format"] = "choose one of the offered formats"
+    answer = form.get("default_answer") or "reply"
+    if answer not in ANSWERS:
+        errors["default_answer"] = "choose Reply or Reply all"
     if errors:
         raise PreferencesError(errors)
     user.signature = signature
@@ -57,6 +62,7 @@ def update_preferences(user: User, form) -> None:
     user.date_format = date_format
     user.use_external_client = form.get("use_external_client") == "on"
     user.mail_as_conversations = form.get("mail_view") == "conversations"
+    user.reply_all_default = answer == "reply_all"
 
 
 def _zone(name: str | None) -> ZoneInfo:

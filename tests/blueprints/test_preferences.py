@@ -58,3 +58,45 @@ def test_date_format_is_used_on_record_pages(user_client, services):
         data={"name": "Deal", "stage": "Prospecting", "close_date": "2030-01-31"},
     )
     assert "31.01.2030" in user_client.get("/records/opportunities/").get_data(as_text=True)
+
+
+def test_sending_preferences_are_saved_and_shown(user_client, services):
+    page = user_client.get("/preferences/").get_data(as_text=True)
+    assert 'name="signature"' in page and "Default answer button" in page
+    assert 'name="default_answer" value="reply" checked' in page
+    assert "Use an external mail client" in page
+    assert 'name="use_external_client" checked' not in page
+    response = user_client.post(
+        "/preferences/",
+        data={
+            "signature": "Rita Rep\r\nSales <rita@example.com>",
+            "time_zone": "UTC",
+            "date_format": "%Y-%m-%d",
+            "use_external_client": "on",
+            "default_answer": "reply_all",
+        },
+    )
+    assert response.status_code == 303
+    user = _rep(services)
+    assert user.reply_all_default is True and user.use_external_client is True
+    assert user.signature == "Rita Rep\nSales <rita@example.com>"
+    page = user_client.get("/preferences/").get_data(as_text=True)
+    assert 'name="default_answer" value="reply_all" checked' in page
+    assert 'name="use_external_client" checked' in page
+    assert "Rita Rep\nSales &lt;rita@example.com&gt;</textarea>" in page  # plain text, escaped
+    # Back to Reply, the external client off; the other preferences stay as they were.
+    user_client.post(
+        "/preferences/",
+        data={"time_zone": "UTC", "date_format": "%Y-%m-%d", "default_answer": "reply"},
+    )
+    user = _rep(services)
+    assert user.reply_all_default is False and user.use_external_client is False
+
+
+def test_an_unknown_answer_button_is_refused(user_client, services):
+    response = user_client.post(
+        "/preferences/",
+        data={"time_zone": "UTC", "date_format": "%Y-%m-%d", "default_answer": "forward"},
+    )
+    assert response.status_code == 422 and b"choose Reply or Reply all" in response.data
+    assert _rep(services).reply_all_default is False

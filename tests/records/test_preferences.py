@@ -18,9 +18,15 @@ def test_update_preferences_validates_everything_at_once():
     user = User(username="u", time_zone="UTC", date_format="%Y-%m-%d", signature="")
     with pytest.raises(preferences.PreferencesError) as caught:
         preferences.update_preferences(
-            user, {"time_zone": "Nowhere", "date_format": "%Q", "signature": "x" * 10_001}
+            user,
+            {
+                "time_zone": "Nowhere",
+                "date_format": "%Q",
+                "signature": "x" * 10_001,
+                "default_answer": "all",
+            },
         )
-    assert set(caught.value.errors) == {"time_zone", "date_format", "signature"}
+    assert set(caught.value.errors) == {"time_zone", "date_format", "signature", "default_answer"}
     assert user.time_zone == "UTC"
     preferences.update_preferences(
         user,
@@ -29,6 +35,7 @@ def test_update_preferences_validates_everything_at_once():
             "date_format": "%d.%m.%Y",
             "signature": "-- \nMe",
             "use_external_client": "on",
+            "default_answer": "reply_all",
         },
     )
     assert (user.time_zone, user.date_format, user.use_external_client) == (
@@ -36,3 +43,6 @@ def test_update_preferences_validates_everything_at_once():
         "%d.%m.%Y",
         True,
     )
+    assert user.reply_all_default is True
+    preferences.update_preferences(user, {"time_zone": "UTC", "date_format": "%Y-%m-%d"})
+    assert user.reply_all_default is False  # Reply unless asked otherwise
