@@ -17,6 +17,16 @@ DEFAULTS: dict[str, object] = {
     "users_may_delete_mail": False,
     # Whether users may send through the system SMTP account.
     "system_smtp_shared": False,
+    # The mail account (SMTP) the system sends from; None until the admin sets one.
+    "system_smtp_account_id": None,
+    # Seconds a sent mail waits in the outbox, so "Undo" can still stop it.
+    "undo_send_seconds": 10,
+    # Recipients (To + Cc + Bcc) one mail may have, and mails one user may send per hour.
+    "max_recipients_per_mail": 100,
+    "max_sends_per_hour": 200,
+    # Auto-replies of group accounts: at most this many per sender within the period.
+    "auto_reply_max_per_sender": 1,
+    "auto_reply_period_hours": 24,
     # Cap on personal mail accounts per user (0 = no cap).
     "max_personal_accounts": 0,
     # host:port entries an account may use although they resolve to private addresses.

@@ -3,6 +3,7 @@ and reset a folder's fetch state."""
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from datetime import date
 
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 from crm import settings
 from crm.mail.hosts import parse_allowlist, resolve
 from crm.mail.imap import SECURITY, ImapConnection, tls_context
+from crm.mail.smtp import SECURITY as SMTP_SECURITY
+from crm.mail.smtp import SmtpSettings
 from crm.models import EmailLocation, FolderCursor, MailAccount, Team
 from crm.secrets import SecretBox
 
@@ -36,6 +39,37 @@ def imap_password(account: MailAccount, box: SecretBox) -> str:
     return box.open(account.imap_password_enc, _scope(account, "imap_password"))
 
 
+def set_smtp_password(account: MailAccount, box: SecretBox, password: str) -> None:
+    account.smtp_password_enc = box.seal(password, _scope(account, "smtp_password"))
+
+
+def smtp_password(account: MailAccount, box: SecretBox) -> str:
+    """The SMTP password; the IMAP one when the account has none of its own (same mailbox)."""
+    if not account.smtp_password_enc:
+        return imap_password(account, box)
+    return box.open(account.smtp_password_enc, _scope(account, "smtp_password"))
+
+
+def smtp_settings(
+    session: Session, account: MailAccount, box: SecretBox, env_allowlist: str, timeout: float = 30
+) -> SmtpSettings:
+    """How to reach the account's SMTP server: the host checked against private addresses
+    exactly as on the IMAP side, then pinned."""
+    endpoint = resolve(account.smtp_host, account.smtp_port, host_allowlist(session, env_allowlist))
+    return SmtpSettings(
+        endpoint=endpoint,
+        security=account.smtp_security,
+        login=account.smtp_login or account.imap_login or account.email_address,
+        password=smtp_password(account, box) if account.smtp_auth else "",
+        auth=account.smtp_auth,
+        timeout=timeout,
+    )
+
+
+def tls_context_for(ca_file: str | None) -> ssl.SSLContext:
+    return tls_context(ca_file or None)
+
+
 def create_account(
     session: Session,
     box: SecretBox,
@@ -53,12 +87,18 @@ def create_account(
     team_ids: list[int] = (),
     name: str = "",
     add_all_team_users: bool = False,
+    smtp: dict | None = None,
 ) -> MailAccount:
     """A new personal (or group) account; enforces the admin's cap on personal accounts."""
     if security not in SECURITY:
         raise AccountError(f"security must be one of {', '.join(SECURITY)}")
     if not email or "@" not in email:
         raise AccountError("an e-mail address is required")
+    smtp = dict(smtp or {})
+    if not host and not smtp.get("smtp_host"):
+        raise AccountError("an IMAP host, an SMTP host or both are required")
+    if smtp.get("smtp_security", "starttls") not in SMTP_SECURITY:
+        raise AccountError(f"SMTP security must be one of {', '.join(SMTP_SECURITY)}")
     if not is_group:
         _check_cap(session, user_id)
     account = MailAccount(
@@ -77,6 +117,13 @@ def create_account(
     )
     account.teams = [session.get(Team, t) for t in team_ids]
     set_imap_password(account, box, password)
+    smtp_secret = smtp.pop("smtp_password", "")
+    for key, value in smtp.items():
+        if key not in SMTP_FIELDS:
+            raise AccountError(f"unknown field {key}")
+        setattr(account, key, value)
+    if smtp_secret:
+        set_smtp_password(account, box, smtp_secret)
     session.add(account)
     session.flush()
     return account
@@ -132,6 +179,16 @@ def reset_fetch_state(session: Session, account: MailAccount, folder: str, since
 
 # --- editing ----------------------------------------------------------------------------
 
+SMTP_FIELDS = (
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_auth",
+    "smtp_login",
+    "store_sent",
+    "sent_folder",
+)
+
 # Fields a form may change directly; the password and teams go through their own paths.
 EDITABLE = (
     "name",
@@ -150,6 +207,7 @@ EDITABLE = (
     "create_case",
     "case_distribution",
     "case_team_id",
+    *SMTP_FIELDS,
 )
 # Changing any of these points the account at another mailbox.
 ENDPOINT = ("imap_host", "imap_port", "imap_login")
@@ -161,12 +219,15 @@ def update_account(
     account: MailAccount,
     *,
     password: str = "",
+    smtp_password: str = "",
     team_ids: list[int] | None = None,
     **changes,
 ) -> None:
     """Apply edited fields; an empty password keeps the stored one."""
     if changes.get("imap_security", account.imap_security) not in SECURITY:
         raise AccountError(f"security must be one of {', '.join(SECURITY)}")
+    if changes.get("smtp_security", account.smtp_security) not in SMTP_SECURITY:
+        raise AccountError(f"SMTP security must be one of {', '.join(SMTP_SECURITY)}")
     if "@" not in changes.get("email_address", account.email_address):
         raise AccountError("an e-mail address is required")
     moved = any(k in changes and changes[k] != getattr(account, k) for k in ENDPOINT)
@@ -176,6 +237,8 @@ def update_account(
         setattr(account, key, value)
     if password:
         set_imap_password(account, box, password)
+    if smtp_password:
+        set_smtp_password(account, box, smtp_password)
     if team_ids is not None:
         account.teams = [t for t in (session.get(Team, i) for i in team_ids) if t is not None]
     if moved and account.id is not None:

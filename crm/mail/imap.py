@@ -14,7 +14,7 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Self
 
 from imap_tools import BaseMailBox
@@ -171,6 +171,12 @@ class ImapConnection:
         validity = self.client.untagged_responses.get("UIDVALIDITY", [b"0"])[-1]
         uidnext = self.client.untagged_responses.get("UIDNEXT", [b"0"])[-1]
         return FolderStatus(int(validity), int(uidnext), messages)
+
+    def append(self, folder: str, raw: bytes, when: datetime | None = None) -> None:
+        """Store a message we sent in a folder (Sent), marked seen. The only write this
+        module makes, and only for an account whose owner asked for copies of sent mail."""
+        moment = imaplib.Time2Internaldate((when or datetime.now(UTC)).timestamp())
+        self._call(self.client.append, _quote_folder(folder), "(\\Seen)", moment, raw)
 
     # --- searching -----------------------------------------------------------------
     def _uid_search(self, *criteria: str) -> list[int]:

@@ -12,6 +12,7 @@ from crm.models.mail import (  # noqa: F401
     TrustedImageSender,
 )
 from crm.models.notifications import Notification  # noqa: F401
+from crm.models.outbox import OutboxEntry, OutboxRecipient  # noqa: F401
 from crm.models.records import (  # noqa: F401
     RECORD_TYPES,
     Account,

@@ -20,6 +20,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -63,11 +65,28 @@ class MailAccount(Base):
         ForeignKey("folders.id", ondelete="SET NULL")
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Sending. An account with no IMAP host is SMTP-only; one with no SMTP host cannot send.
+    smtp_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    smtp_port: Mapped[int] = mapped_column(Integer, default=587, server_default="587")
+    smtp_security: Mapped[str] = mapped_column(
+        String(10), default="starttls", server_default="starttls"
+    )
+    smtp_auth: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    smtp_login: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    smtp_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Keep a copy of each sent mail in the IMAP Sent folder (APPEND); a fetch of that folder
+    # finds it by Message-ID and stores nothing twice.
+    store_sent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sent_folder: Mapped[str] = mapped_column(String(255), default="Sent", server_default="Sent")
     # Group accounts.
     add_all_team_users: Mapped[bool] = mapped_column(Boolean, default=False)
     create_case: Mapped[bool] = mapped_column(Boolean, default=False)
     case_distribution: Mapped[str] = mapped_column(String(20), default="direct")
     case_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    # Answer mail that opens a new case (RFC 3834 rules in crm.outbound.autoreply).
+    auto_reply: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    auto_reply_subject: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    auto_reply_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The member who got the last case under round-robin; the next one after them is next.
     case_last_assignee_id: Mapped[int | None] = mapped_column(Integer)
     teams: Mapped[list[Team]] = relationship(secondary=mail_account_teams)  # noqa: F821

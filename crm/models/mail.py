@@ -27,6 +27,11 @@ from crm.db import Base, utcnow
 STATUS_ARCHIVED = "Archived"
 STATUS_SENT = "Sent"
 STATUS_DRAFT = "Draft"
+# Outgoing mail on its way (queued, scheduled or being sent), refused for good, or handed to
+# a server that never answered (it may have been delivered: the user decides).
+STATUS_SENDING = "Sending"
+STATUS_FAILED = "Failed"
+STATUS_UNKNOWN = "Unknown"
 
 
 def _search_extra(row: dict) -> str:

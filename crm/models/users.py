@@ -46,6 +46,8 @@ class User(Base):
     # Preferences.
     signature: Mapped[str] = mapped_column(Text, default="")
     use_external_client: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which answer button the mail page puts first: Reply all instead of Reply.
+    reply_all_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     date_format: Mapped[str] = mapped_column(String(32), default="%Y-%m-%d")
     # The mail lists show one row per conversation (thread) instead of one per mail.
