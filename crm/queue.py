@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from redis import Redis
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
+
+from crm.db import utcnow
 
 
 class JsonJob(Job):
@@ -50,3 +54,28 @@ def enqueue_fetch(queue: Queue, account_id: int) -> bool:
     )
     return True
 
+
+# The delivery job by its import path, like the fetch job.
+SEND_JOB = "workers.jobs.send_due"
+
+
+def send_job_id(entry_id: int) -> str:
+    return f"send-outbox-{entry_id}"
+
+
+def enqueue_send(queue: Queue, entry_id: int, due_at: datetime) -> None:
+    """Queue delivery of one outbox row for its due time (the undo delay or the schedule).
+
+    The job only names the row; it sends whatever is due when it runs, so a job that runs
+    late, twice or after an undo does no harm (crm.outbound.outbox owns the state).
+    """
+    kwargs = {
+        "job_id": send_job_id(entry_id),
+        "job_timeout": 600,
+        "result_ttl": 300,
+        "failure_ttl": 86400,
+    }
+    if due_at <= utcnow():
+        queue.enqueue(SEND_JOB, entry_id, **kwargs)
+    else:
+        queue.enqueue_at(due_at.replace(tzinfo=UTC), SEND_JOB, entry_id, **kwargs)

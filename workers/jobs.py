@@ -8,9 +8,12 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from crm.config import Config
+from crm.db import utcnow
 from crm.inbound.sync import Budget, sync_account
 from crm.models import MailAccount
-from crm.queue import enqueue_fetch, fetch_job_id, mail_queue
+from crm.outbound import outbox
+from crm.outbound.sending import deliver_due
+from crm.queue import SEND_JOB, enqueue_fetch, fetch_job_id, is_pending, mail_queue
 from crm.services import Services
 
 log = logging.getLogger(__name__)
@@ -63,3 +66,33 @@ def fetch_account(account_id: int) -> dict:
             fetch_account, account_id, job_id=next_id, job_timeout=600, result_ttl=300
         )
     return summary.as_dict()
+
+
+def send_due(entry_id: int | None = None) -> list[dict]:
+    """Deliver what is due in the outbox (the row this job was queued for among them).
+
+    Every send job drains what is due, one SMTP connection per account, so a burst of mail
+    goes out over few connections; rows move to "sending" atomically, so two jobs running at
+    once never send the same mail.
+    """
+    outcomes = []
+    while True:
+        batch = deliver_due(services())
+        outcomes += batch
+        if not batch:
+            break
+    log.info("send job for outbox %s: %s outcomes", entry_id, len(outcomes))
+    return [o.__dict__ for o in outcomes]
+
+
+def sweep_outbox() -> dict:
+    """Periodic: rows stuck past their lease go back to the queue (or to unknown after DATA
+    began), and due rows whose job was lost (Redis restarted) get one again."""
+    svc = services()
+    with svc.session() as session:
+        swept = outbox.sweep(session)
+        due = [entry_id for entry_id, at in outbox.due_queued(session, utcnow()) if at <= utcnow()]
+    queue = mail_queue(svc.redis, svc.config.queue_name)
+    if due and not is_pending(svc.redis, "send-outbox-sweep"):
+        queue.enqueue(SEND_JOB, None, job_id="send-outbox-sweep", job_timeout=600, result_ttl=300)
+    return {**swept, "due": due}

@@ -21,6 +21,8 @@ from crm.queue import JsonJob
 
 log = logging.getLogger(__name__)
 PREFIX = "periodic:"
+# The outbox sweeper: often enough that a lost send job costs at most this much delay.
+SWEEP_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,10 @@ class Periodic:
 def declared(session: Session) -> list[Periodic]:
     """What should run periodically, with intervals from the admin's settings."""
     period = max(int(settings.get(session, "fetch_period_seconds")), 10)
-    return [Periodic("dispatch-fetches", "workers.jobs.dispatch_fetches", period)]
+    return [
+        Periodic("dispatch-fetches", "workers.jobs.dispatch_fetches", period),
+        Periodic("sweep-outbox", "workers.jobs.sweep_outbox", SWEEP_SECONDS),
+    ]
 
 
 def make_scheduler(connection: Redis, queue_name: str, interval: int = 5) -> Scheduler:

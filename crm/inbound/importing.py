@@ -21,6 +21,7 @@ from crm.mail.imap import HeaderItem
 from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snippet
 from crm.models import (
     Attachment,
+    Case,
     Email,
     EmailAddress,
     EmailAddressLink,
@@ -29,6 +30,7 @@ from crm.models import (
     MailAccount,
 )
 from crm.models.mail import STATUS_ARCHIVED
+from crm.outbound import autoreply
 from crm.records import addressbook, cases, linking
 from crm.storage import BlobStore
 
@@ -400,6 +402,11 @@ def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
         for email in emails:
             receivers = cases.route_to_case(session, email, email._parsed, ctx.account)
             email._extra_receivers = set(receivers)
+            if email.link_rule == "case-created" and ctx.account.auto_reply:
+                case = session.get(Case, email.parent_id)
+                autoreply.queue_auto_reply(
+                    session, ctx.blobs, ctx.account, email, email._parsed, case
+                )
 
 
 def _all_addresses(mails) -> list[str]:

@@ -28,7 +28,15 @@ def test_restarting_the_scheduler_never_duplicates_jobs(redis, db):
     wanted = declared(db)
     for _ in range(3):
         reconcile(make_scheduler(redis, "mail"), wanted, "mail")
-    assert list(_scheduled(make_scheduler(redis, "mail"))) == ["periodic:dispatch-fetches"]
+    assert sorted(_scheduled(make_scheduler(redis, "mail"))) == [
+        "periodic:dispatch-fetches",
+        "periodic:sweep-outbox",
+    ]
+
+
+def test_the_outbox_sweeper_is_declared(db):
+    sweeper = {p.name: p for p in declared(db)}["sweep-outbox"]
+    assert sweeper.func == "workers.jobs.sweep_outbox" and sweeper.interval <= 60
 
 
 def test_fetch_period_comes_from_the_admin_setting(db):

@@ -1,0 +1,273 @@
+"""Delivery: take due outbox rows, send them over one SMTP connection per account, record it.
+
+One commit per message: the outcome of one mail and the "data" phase of the next go to the
+database together, and the phase is committed before the server sees the message (see
+crm.outbound.outbox for why). A connection that breaks is opened again for the next mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.accounts import manage
+from crm.db import utcnow
+from crm.mail.compose import Mailbox, OutgoingMessage, to_bytes
+from crm.mail.errors import MailError
+from crm.mail.smtp import (
+    Delivery,
+    SmtpConnection,
+    SmtpPermanent,
+    SmtpTemporary,
+    SmtpUnknown,
+)
+from crm.mailbox.notifications import notify
+from crm.models import Email, EmailAddress, EmailAddressLink, EmailUserState, MailAccount
+from crm.models.mail import STATUS_SENT
+from crm.models.outbox import SENT, OutboxEntry
+from crm.outbound import outbox
+from crm.outbound.message import random_message_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    entry_id: int
+    email_id: int
+    state: str
+    reply: str
+    refused: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+def deliver_due(services, ids=None, limit: int = 100, ssl_context=None) -> list[Outcome]:
+    """Send what is due now (or only `ids` of it); returns each mail's outcome."""
+    with services.session() as session:
+        taken = outbox.take_due(session, utcnow(), limit=limit, ids=ids)
+        accounts = dict(
+            session.execute(
+                select(OutboxEntry.id, OutboxEntry.mail_account_id).where(OutboxEntry.id.in_(taken))
+            ).all()
+        )
+    groups: dict[int | None, list[int]] = defaultdict(list)
+    for entry_id in taken:
+        groups[accounts.get(entry_id)].append(entry_id)
+    outcomes: list[Outcome] = []
+    for account_id, entry_ids in groups.items():
+        outcomes += _deliver_group(services, account_id, entry_ids, ssl_context)
+    return outcomes
+
+
+def _deliver_group(services, account_id, entry_ids, ssl_context) -> list[Outcome]:
+    outcomes = []
+    session: Session = services.Session()
+    conn = None
+    copies: list[int] = []
+    try:
+        account = session.get(MailAccount, account_id) if account_id else None
+        for entry_id in entry_ids:
+            entry = session.get(OutboxEntry, entry_id)
+            if account is None or not account.smtp_host:
+                outbox.mark_failed(
+                    session, entry, None, "The account that sends this mail is gone."
+                )
+                outcomes.append(_outcome(entry))
+                session.commit()
+                continue
+            if conn is None:
+                try:
+                    conn = _open(services, session, account, ssl_context)
+                except MailError as exc:
+                    outcomes.append(_failed_before_data(session, entry, exc))
+                    session.commit()
+                    continue
+            outbox.mark_data_phase(session, entry)
+            session.commit()
+            outcome, broken = _send_one(services, session, conn, entry)
+            outcomes.append(outcome)
+            if outcome.state == SENT and account.store_sent and account.imap_host:
+                copies.append(entry.email_id)
+            if broken:
+                _close(conn)
+                conn = None
+        session.commit()
+    finally:
+        if conn is not None:
+            _close(conn)
+        session.close()
+    if copies:
+        store_sent_copies(services, account_id, copies)
+    return outcomes
+
+
+def store_sent_copies(services, account_id: int, email_ids: list[int]) -> None:
+    """APPEND what was sent to the account's Sent folder. The mail is sent whatever happens
+    here; a copy that could not be stored is a problem note on the mail, not a failure."""
+    with services.session() as session:
+        account = session.get(MailAccount, account_id)
+        emails = [session.get(Email, i) for i in email_ids]
+        try:
+            allowlist = manage.host_allowlist(session, services.config.mail_host_allowlist)
+            with manage.connect(
+                account, services.secret_box, allowlist, ca_file=services.config.mail_ca_file
+            ) as imap:
+                for email in emails:
+                    imap.append(account.sent_folder or "Sent", services.blobs.get(email.raw_sha256))
+        except MailError as exc:
+            note = f"Sent, but no copy could be stored in {account.sent_folder}: {_words(exc)}"
+            for email in emails:
+                email.problems = [*(email.problems or []), note]
+
+
+def _open(services, session: Session, account: MailAccount, ssl_context):
+    settings_ = manage.smtp_settings(
+        session, account, services.secret_box, services.config.mail_host_allowlist
+    )
+    context = ssl_context or manage.tls_context_for(services.config.mail_ca_file)
+    conn = SmtpConnection(settings_, ssl_context=context)
+    conn.__enter__()
+    return conn
+
+
+def _close(conn) -> None:
+    try:
+        conn.__exit__(None, None, None)
+    except Exception:
+        log.debug("closing an SMTP connection failed", exc_info=True)
+
+
+def _send_one(services, session: Session, conn, entry: OutboxEntry) -> tuple[Outcome, bool]:
+    """Send one mail on an open connection; (outcome, whether the connection is unusable)."""
+    email = session.get(Email, entry.email_id)
+    raw = services.blobs.get(email.raw_sha256)
+    recipients = [r.address for r in entry.recipients]
+    try:
+        delivery = conn.send(raw, entry.from_address, recipients)
+    except SmtpUnknown as exc:
+        outbox.mark_unknown(session, entry, _unknown_text(exc))
+        _notify_owner(session, entry, email, "Delivery unknown")
+        return _outcome(entry), True
+    except SmtpTemporary as exc:
+        if not outbox.retry_later(session, entry, exc.code, _words(exc)):
+            _notify_owner(session, entry, email, "Not sent")
+        _record_refusals(entry, getattr(exc, "refused", ()))
+        return _outcome(entry), True
+    except SmtpPermanent as exc:
+        outbox.mark_failed(session, entry, exc.code, _words(exc))
+        _record_refusals(entry, getattr(exc, "refused", ()))
+        _notify_owner(session, entry, email, "Not sent")
+        return _outcome(entry), False
+    except MailError as exc:  # anything else the transport raises: safe to retry
+        outbox.retry_later(session, entry, None, _words(exc))
+        return _outcome(entry), True
+    record_sent(session, entry, email, delivery)
+    return _outcome(entry), False
+
+
+def _failed_before_data(session: Session, entry: OutboxEntry, exc: MailError) -> Outcome:
+    if isinstance(exc, SmtpPermanent):
+        outbox.mark_failed(session, entry, exc.code, _words(exc))
+        _notify_owner(session, entry, session.get(Email, entry.email_id), "Not sent")
+    else:
+        outbox.retry_later(session, entry, getattr(exc, "code", None), _words(exc))
+    return _outcome(entry)
+
+
+def record_sent(session: Session, entry: OutboxEntry, email: Email, delivery: Delivery) -> None:
+    now = utcnow()
+    entry.state, entry.lease_until, entry.finished_at = SENT, None, now
+    entry.last_code, entry.last_reply = _code(delivery.reply), delivery.reply
+    accepted = {a.lower() for a in delivery.accepted}
+    _record_refusals(entry, delivery.refused)
+    for r in entry.recipients:
+        if r.address.lower() in accepted:
+            r.state, r.reply = "accepted", ""
+    email.status, email.date_sent = STATUS_SENT, now
+    _deliver_to_users(session, email, entry, accepted)
+    if delivery.refused:
+        names = ", ".join(f.address for f in delivery.refused)
+        _notify_owner(session, entry, email, f"Not delivered to {names}")
+
+
+def _record_refusals(entry: OutboxEntry, refused) -> None:
+    by_address = {f.address.lower(): f for f in refused or ()}
+    for r in entry.recipients:
+        f = by_address.get(r.address.lower())
+        if f is not None:
+            r.state, r.code, r.reply = "refused", f.code, f.reply
+
+
+def _deliver_to_users(session: Session, email: Email, entry: OutboxEntry, accepted) -> None:
+    """Recipients who are CRM users get the mail in their Inbox now (their own fetch of it
+    later finds it by Message-ID and adds nothing)."""
+    users = session.execute(
+        select(EmailAddressLink.entity_id)
+        .join(EmailAddress, EmailAddress.id == EmailAddressLink.address_id)
+        .where(EmailAddressLink.entity_type == "User", EmailAddress.lower.in_(accepted))
+    ).scalars()
+    have = set(
+        session.scalars(select(EmailUserState.user_id).where(EmailUserState.email_id == email.id))
+    )
+    for user_id in set(users) - have - {entry.user_id}:
+        session.add(EmailUserState(email_id=email.id, user_id=user_id, sort_date=email.date_sent))
+        notify(
+            session,
+            user_id,
+            "new_mail",
+            "1 new mail",
+            email_ids=[email.id],
+            count=1,
+            email_id=email.id,
+        )
+
+
+def _notify_owner(session: Session, entry: OutboxEntry, email: Email | None, what: str) -> None:
+    if entry.user_id is None or email is None:
+        return
+    subject = email.subject or "(no subject)"
+    notify(session, entry.user_id, "send_problem", f"{what}: {subject}", email_id=email.id)
+
+
+def _outcome(entry: OutboxEntry) -> Outcome:
+    refused = [(r.address, r.code or 0, r.reply) for r in entry.recipients if r.state == "refused"]
+    return Outcome(entry.id, entry.email_id, entry.state, entry.last_reply, refused)
+
+
+def _words(exc: MailError) -> str:
+    reply = getattr(exc, "reply", None)
+    return str(reply or exc)
+
+
+def _unknown_text(exc: MailError) -> str:
+    return (
+        "The connection was lost after the message was handed to the server, before it "
+        f"answered; it may have been delivered. ({_words(exc)})"
+    )
+
+
+def _code(reply: str) -> int | None:
+    head = (reply or "")[:3]
+    return int(head) if head.isdigit() else None
+
+
+def send_test_mail(services, session, account: MailAccount, to: str) -> str:
+    """One plain test mail, straight over SMTP (not through the outbox: it tests the account)."""
+    settings_ = manage.smtp_settings(
+        session, account, services.secret_box, services.config.mail_host_allowlist
+    )
+    domain = account.email_address.rpartition("@")[2]
+    message = OutgoingMessage(
+        sender=Mailbox(account.name, account.email_address),
+        to=(Mailbox("", to),),
+        subject="Test e-mail from Mail CRM",
+        text=f"This test mail was sent through {account.smtp_host}:{account.smtp_port}.",
+        message_id=random_message_id(domain),
+    )
+    context = manage.tls_context_for(services.config.mail_ca_file)
+    with SmtpConnection(settings_, ssl_context=context) as conn:
+        delivery = conn.send(to_bytes(message), account.email_address, [to])
+    return delivery.reply
