@@ -6,6 +6,7 @@ from crm.blueprints import (
     accounts,
     admin,
     auth,
+    compose,
     filters,
     folders,
     home,
@@ -20,7 +21,7 @@ from crm.blueprints import (
 
 AREAS = (
     auth, home, admin, preferences, records, imports, accounts, inbox, mail, linking, folders,
-    filters, notifications,
+    filters, notifications, compose,
 )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 
 from crm.models import RECORD_TYPES, User
 from crm.pagination import page_number
-from crm.records import from_mail, linking, users
+from crm.records import addressbook, from_mail, linking, users
 from crm.records import history as mail_history
 from crm.records.access import get_visible
 from crm.records.kinds import KIND_OF_TYPE
@@ -80,7 +80,14 @@ def history(type, id):
 def activities(type, id):
     parent_type, record = _record(type, id)
     found = mail_history.activities(db(), current_user, parent_type, id)
-    return page("linking/activities.html", record=record, parent_type=parent_type, found=found)
+    links = addressbook.addresses_of(db(), parent_type, id)
+    return page(
+        "linking/activities.html",
+        record=record,
+        parent_type=parent_type,
+        found=found,
+        primary_address=links[0].address.address if links else None,
+    )
 
 
 def _panel_context(email, notice: str | None = None) -> dict:

@@ -13,6 +13,7 @@ from crm.blueprints import acting
 from crm.mail import sanitize
 from crm.mailbox import actions as mail_actions
 from crm.mailbox import listing, reading
+from crm.outbound import sending_view
 from crm.web import db, fragment, get_or_404, is_htmx, page, services, trigger
 
 bp = Blueprint("mail", __name__, url_prefix="/mail")
@@ -44,6 +45,7 @@ def show(email_id: int):
         people=reading.people(email),
         thread=listing.thread(db(), current_user, email),
         parent=listing.parent_names(db(), [email]).get((email.parent_type, email.parent_id)),
+        sending=sending_view.of(db(), current_user, email),
     )
     if allow:  # the iframe inherits this page's policy, so it must let the images through too
         response.headers["Content-Security-Policy"] = web.CSP.format(images=" https: http:")
