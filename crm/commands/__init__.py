@@ -1,8 +1,8 @@
 """CLI commands, one module per area; each module exposes `register(group)`."""
 
-from crm.commands import csv_import, mail_accounts, users
+from crm.commands import csv_import, mail_accounts, sending, users
 
-AREAS = (users, csv_import, mail_accounts)
+AREAS = (users, csv_import, mail_accounts, sending)
 
 
 def register_commands(group) -> None:

@@ -42,22 +42,42 @@ def _user(session, username: str) -> User:
 @with_appcontext
 @click.option("--user", "username", required=True)
 @click.option("--email", required=True)
-@click.option("--host", required=True)
-@click.option("--port", type=int, required=True)
-@click.option("--security", type=click.Choice(["ssl", "starttls", "none"]), required=True)
-@click.option("--login", required=True)
-@click.option("--password-env", required=True, help="Name of the variable holding the password.")
+@click.option("--host", default="", help="IMAP host; leave out for an SMTP-only account.")
+@click.option("--port", type=int, default=993)
+@click.option("--security", type=click.Choice(["ssl", "starttls", "none"]), default="ssl")
+@click.option("--login", default="")
+@click.option("--password-env", help="Name of the variable holding the IMAP password.")
 @click.option("--folders", default="INBOX", help="Comma-separated IMAP folders.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--group", "is_group", is_flag=True)
 @click.option("--team", "teams", multiple=True)
+@click.option("--smtp-host", default="")
+@click.option("--smtp-port", type=int, default=587)
+@click.option("--smtp-security", type=click.Choice(["ssl", "starttls", "none"]), default="starttls")
+@click.option("--smtp-login", default="", help="SMTP login (default: the IMAP login).")
+@click.option("--smtp-password-env", help="Variable holding the SMTP password (default: IMAP's).")
+@click.option("--store-sent", is_flag=True, help="APPEND each sent mail to the IMAP Sent folder.")
+@click.option("--sent-folder", default="Sent")
 def add_account(
-    username, email, host, port, security, login, password_env, folders, since, is_group, teams
-):
-    """Add a personal (or --group) IMAP account; prints {"id": N}."""
-    password = os.environ.get(password_env)
-    if password is None:
-        raise click.ClickException(f"environment variable {password_env} is not set")
+    username, email, host, port, security, login, password_env, folders, since, is_group, teams,
+    smtp_host, smtp_port, smtp_security, smtp_login, smtp_password_env, store_sent, sent_folder,
+):  # fmt: skip
+    """Add a personal (or --group) IMAP and/or SMTP account; prints {"id": N}."""
+    password = _env_secret(password_env) if password_env else ""
+    if host and not password_env:
+        raise click.ClickException("--password-env is required with --host")
+    if not host and not smtp_host:
+        raise click.ClickException("give --host (IMAP), --smtp-host, or both")
+    smtp = {
+        "smtp_host": smtp_host,
+        "smtp_port": smtp_port,
+        "smtp_security": smtp_security,
+        "smtp_auth": bool(smtp_login or smtp_password_env or login),
+        "smtp_login": smtp_login,
+        "smtp_password": _env_secret(smtp_password_env) if smtp_password_env else "",
+        "store_sent": store_sent,
+        "sent_folder": sent_folder,
+    }
     services = _services()
     try:
         with services.session() as session:
@@ -78,10 +98,18 @@ def add_account(
                 is_group=is_group,
                 team_ids=team_ids,
                 add_all_team_users=is_group and bool(team_ids),
+                smtp=smtp if smtp_host else None,
             )
             click.echo(json.dumps({"id": account.id}))
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _env_secret(name: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise click.ClickException(f"environment variable {name} is not set")
+    return value
 
 
 @click.command("fetch")
