@@ -201,7 +201,7 @@ def _form(draft: DraftInput, email: Email | None, errors=None, status: int = 200
         "compose/form.html",
         status,
         draft=draft,
-        body_html=sanitize.clean(html).html,
+        body_html=sanitize.clean(html, cid_url=drafts.keep_cid).html,
         body_text=html_to_text(draft.body) if draft.is_html else draft.body,
         email=email,
         errors=errors or {},

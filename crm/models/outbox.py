@@ -46,6 +46,9 @@ class OutboxEntry(Base):
     scheduled: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Which worker's batch holds a sending row: a row swept back and taken by another worker
+    # is never sent by the first one too.
+    claim: Mapped[str | None] = mapped_column(String(32))
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_reply: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -70,6 +70,11 @@ class DraftInput:
     uploads: list[Upload] = field(default_factory=list)
 
 
+def keep_cid(content_id: str) -> str:
+    """Inline images of a forwarded mail stay `cid:` references to the parts carried along."""
+    return f"cid:{content_id}"
+
+
 def parse_recipients(text: str) -> list[tuple[str, str]]:
     """[(name, address)] from a typed field; DraftError-ready message for what is not one."""
     found, bad = [], []
@@ -136,7 +141,7 @@ def save(
 
 def _fill(session: Session, email: Email, draft: DraftInput, recipients: dict) -> None:
     body = draft.body or ""
-    html = sanitize.clean(body).html if draft.is_html else ""
+    html = sanitize.clean(body, cid_url=keep_cid).html if draft.is_html else ""
     text = html_to_text(html) if draft.is_html else body
     sender = normalise_address(draft.from_address)
     addresses = addressbook.find_or_create(

@@ -186,8 +186,10 @@ def cancel(session: Session, user: User, email: Email) -> bool:
     return True
 
 
-def take_due(session: Session, now: datetime, limit: int = 100, ids=None) -> list[int]:
-    """Move due queued rows to sending under a lease; the ids this worker now holds."""
+def take_due(
+    session: Session, now: datetime, limit: int = 100, ids=None, claim: str | None = None
+) -> list[int]:
+    """Move due queued rows to sending under a lease and this batch's claim; the ids taken."""
     stmt = (
         select(OutboxEntry.id)
         .where(OutboxEntry.state == QUEUED, OutboxEntry.due_at <= now)
@@ -204,15 +206,34 @@ def take_due(session: Session, now: datetime, limit: int = 100, ids=None) -> lis
     result = session.execute(
         update(OutboxEntry)
         .where(OutboxEntry.id.in_(taken), OutboxEntry.state == QUEUED)
-        .values(state=SENDING, phase=PHASE_CONNECT, lease_until=now + LEASE)
+        .values(state=SENDING, phase=PHASE_CONNECT, lease_until=now + LEASE, claim=claim)
         .returning(OutboxEntry.id)
     )
     return sorted(row[0] for row in result)
 
 
-def mark_data_phase(session: Session, entry: OutboxEntry) -> None:
-    entry.phase = PHASE_DATA
-    entry.attempts += 1
+def mark_data_phase(
+    session: Session, entry: OutboxEntry, claim: str | None = None, now: datetime | None = None
+) -> bool:
+    """Claim the right to hand this row to the server (the caller commits before sending).
+
+    False when the row is no longer this batch's: its lease ran out while the batch worked
+    through earlier mail and the sweeper gave it back, or another worker holds it now.
+    """
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxEntry)
+        .where(
+            OutboxEntry.id == entry.id,
+            OutboxEntry.state == SENDING,
+            OutboxEntry.phase == PHASE_CONNECT,
+            OutboxEntry.claim.is_(None) if claim is None else OutboxEntry.claim == claim,
+        )
+        .values(phase=PHASE_DATA, attempts=OutboxEntry.attempts + 1, lease_until=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(entry)
+    return result.rowcount == 1
 
 
 def sweep(session: Session, now: datetime | None = None) -> dict[str, list[int]]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from crm.mail import replying, sanitize
 from crm.mail.compose import Mailbox
 from crm.models import Email, EmailAddress, User
-from crm.outbound.drafts import DraftInput
+from crm.outbound.drafts import DraftInput, keep_cid
 from crm.outbound.senders import own_addresses, senders
 
 
@@ -40,9 +40,7 @@ def original_of(session: Session, user: User, email: Email) -> replying.Original
         date=email.date_sent,
         text=email.body_text or "",
         # cid: images stay as they are: a forward carries the inline parts they point at.
-        html=sanitize.clean(email.body_html, cid_url=lambda cid: f"cid:{cid}").html
-        if email.body_html
-        else "",
+        html=sanitize.clean(email.body_html, cid_url=keep_cid).html if email.body_html else "",
         is_own=sender.address.lower() in mine,
     )
 

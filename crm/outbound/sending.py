@@ -8,6 +8,7 @@ crm.outbound.outbox for why). A connection that breaks is opened again for the n
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -46,8 +47,9 @@ class Outcome:
 
 def deliver_due(services, ids=None, limit: int = 100, ssl_context=None) -> list[Outcome]:
     """Send what is due now (or only `ids` of it); returns each mail's outcome."""
+    claim = uuid.uuid4().hex
     with services.session() as session:
-        taken = outbox.take_due(session, utcnow(), limit=limit, ids=ids)
+        taken = outbox.take_due(session, utcnow(), limit=limit, ids=ids, claim=claim)
         accounts = dict(
             session.execute(
                 select(OutboxEntry.id, OutboxEntry.mail_account_id).where(OutboxEntry.id.in_(taken))
@@ -58,11 +60,11 @@ def deliver_due(services, ids=None, limit: int = 100, ssl_context=None) -> list[
         groups[accounts.get(entry_id)].append(entry_id)
     outcomes: list[Outcome] = []
     for account_id, entry_ids in groups.items():
-        outcomes += _deliver_group(services, account_id, entry_ids, ssl_context)
+        outcomes += _deliver_group(services, account_id, entry_ids, ssl_context, claim)
     return outcomes
 
 
-def _deliver_group(services, account_id, entry_ids, ssl_context) -> list[Outcome]:
+def _deliver_group(services, account_id, entry_ids, ssl_context, claim) -> list[Outcome]:
     outcomes = []
     session: Session = services.Session()
     conn = None
@@ -85,7 +87,9 @@ def _deliver_group(services, account_id, entry_ids, ssl_context) -> list[Outcome
                     outcomes.append(_failed_before_data(session, entry, exc))
                     session.commit()
                     continue
-            outbox.mark_data_phase(session, entry)
+            if not outbox.mark_data_phase(session, entry, claim):
+                session.commit()
+                continue  # swept back after its lease ran out: another worker's now
             session.commit()
             outcome, broken = _send_one(services, session, conn, entry)
             outcomes.append(outcome)

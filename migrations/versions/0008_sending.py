@@ -58,6 +58,7 @@ def upgrade():
         sa.Column("scheduled", sa.Boolean(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("lease_until", sa.DateTime()),
+        sa.Column("claim", sa.String(32)),
         sa.Column("last_code", sa.Integer()),
         sa.Column("last_reply", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),

@@ -146,6 +146,23 @@ def test_the_sweeper_requeues_before_data_and_marks_unknown_after(db, services, 
     assert _entry(db, first).state == "queued" and _entry(db, second).state == "unknown"
 
 
+def test_a_row_swept_back_and_retaken_is_not_sent_by_its_first_worker(
+    db, services, rep, smtp_account
+):
+    handed = _queue(db, services, rep)
+    assert outbox.take_due(db, utcnow(), claim="first") == [handed.entry_id]
+    db.commit()
+    with services.session() as other:  # the first batch is slow; its lease runs out
+        outbox.sweep(other, utcnow() + outbox.LEASE + timedelta(seconds=1))
+    with services.session() as other:
+        assert outbox.take_due(other, utcnow(), claim="second") == [handed.entry_id]
+    entry = _entry(db, handed)
+    assert not outbox.mark_data_phase(db, entry, "first")
+    assert outbox.mark_data_phase(db, entry, "second")
+    db.commit()
+    assert (_entry(db, handed).phase, _entry(db, handed).attempts) == (PHASE_DATA, 1)
+
+
 def test_a_taken_row_is_not_taken_twice(db, services, rep, smtp_account):
     handed = _queue(db, services, rep)
     assert outbox.take_due(db, utcnow()) == [handed.entry_id]
