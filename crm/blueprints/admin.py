@@ -1,4 +1,4 @@
-"""Admin area: users, teams, system settings."""
+"""Admin area: users, teams, system settings (with the system SMTP account)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 
 from crm import settings
+from crm.accounts import form as account_form
+from crm.accounts.manage import AccountError
+from crm.blueprints.accounts import send_test_result, test_mail_answer
 from crm.blueprints.auth import admin_required
 from crm.models import Team, User
 from crm.records import addressbook, records, users
 from crm.records.forms import split_addresses
-from crm.web import db, get_or_404, page, rejected_status
+from crm.web import db, get_or_404, page, rejected_status, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -149,20 +152,83 @@ def delete_team(team_id):
     return redirect(url_for("admin.teams"), 303)
 
 
+def _settings_page(values, errors=None, error=None):
+    status = rejected_status() if errors or error else 200
+    system = account_form.system_account_of(db())
+    return page(
+        "admin/settings.html",
+        status,
+        values=values,
+        errors=errors or {},
+        error=error,
+        system=system,
+        default_to=_own_address(),
+        test_url=url_for("admin.settings_send_test"),
+    )
+
+
+def _own_address() -> str:
+    return records.primary_addresses(db(), "User", [current_user.id]).get(current_user.id, "")
+
+
 @bp.get("/settings")
-def edit_settings(values=None, errors=None):
-    values = values or settings.all_settings(db())
-    status = rejected_status() if errors else 200
-    return page("admin/settings.html", status, values=values, errors=errors or {})
+def edit_settings():
+    values = settings.all_settings(db())
+    values.update(account_form.system_data(account_form.system_account_of(db())))
+    return _settings_page(values)
+
+
+def _submitted(form) -> dict:
+    """The form with stored values for settings it does not show (an unticked box is absent
+    and means off, so only non-boolean settings are filled in)."""
+    data = form.to_dict()
+    for key, value in settings.all_settings(db()).items():
+        default = settings.DEFAULTS[key]
+        if key not in data and isinstance(default, int) and not isinstance(default, bool):
+            data[key] = str(value)
+    return data
 
 
 @bp.post("/settings")
 def save_settings():
+    form, session, errors = request.form, db(), {}
+    values: dict = {}
+    system = None
     try:
-        values = settings.from_form(request.form)
+        values = settings.from_form(_submitted(form))
     except settings.SettingsError as exc:
-        return edit_settings(request.form.to_dict(), exc.errors)
+        errors.update(exc.errors)
+    try:
+        system = account_form.clean_system(form)
+    except account_form.AccountFormError as exc:
+        errors.update(exc.errors)
+    data = {**form.to_dict(), **account_form.system_form_data(form)}
+    if errors:
+        return _settings_page(data, errors)
+    values.pop("system_smtp_account_id", None)  # set by saving the system account only
+    try:
+        if system is not None:
+            account_form.save_system_account(
+                session, services().secret_box, system, form.get("system_smtp_password", "")
+            )
+    except AccountError as exc:
+        session.rollback()
+        return _settings_page(data, error=str(exc))
     for key, value in values.items():
-        settings.put(db(), key, value)
-    db().commit()
+        settings.put(session, key, value)
+    session.commit()
     return redirect(url_for("admin.edit_settings", saved=1), 303)
+
+
+@bp.post("/settings/send-test")
+def settings_send_test():
+    """A test mail through the system SMTP account."""
+    account = get_or_404(account_form.system_account_of(db()))
+    result = send_test_result(account, request.form.get("to", "") or _own_address())
+    return test_mail_answer(
+        account,
+        result,
+        url_for("admin.settings_send_test"),
+        url_for("admin.edit_settings"),
+        default_to=_own_address(),
+    )

@@ -155,3 +155,152 @@ def test_bad_settings_are_refused_with_reasons(admin_client, services):
     assert "from 10 to 86400" in text and "host:port" in text
     with services.session() as s:
         assert settings.get(s, "fetch_period_seconds") == 60
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def general_settings(**values):
+    data = {
+        "fetch_period_seconds": "60",
+        "max_personal_accounts": "0",
+        "max_message_bytes": str(25 * 1024 * 1024),
+        "undo_send_seconds": "10",
+        "max_recipients_per_mail": "100",
+        "max_sends_per_hour": "200",
+    }
+    data.update(values)
+    return data
+
+
+def system_settings(smtp_server=None, **values):
+    data = general_settings(
+        system_email="crm@example.com",
+        system_name="Example CRM",
+        system_smtp_host="127.0.0.1",
+        system_smtp_port=str(smtp_server.port) if smtp_server else "587",
+        system_smtp_security="none",
+    )
+    data.update(values)
+    return data
+
+
+def system_account(services):
+    from crm.models import MailAccount
+
+    with services.session() as s:
+        account_id = settings.get(s, "system_smtp_account_id")
+        account = s.get(MailAccount, account_id) if account_id else None
+        if account is not None:
+            s.expunge(account)
+        return account
+
+
+def test_sending_settings_are_saved(admin_client, services):
+    page = admin_client.get("/admin/settings").get_data(as_text=True)
+    assert "Sending" in page and 'name="undo_send_seconds" value="10"' in page
+    assert 'name="system_smtp_host" value=""' in page
+    response = admin_client.post(
+        "/admin/settings",
+        data=general_settings(
+            undo_send_seconds="30",
+            max_recipients_per_mail="0",
+            max_sends_per_hour="50",
+            system_smtp_shared="on",
+        ),
+    )
+    assert response.status_code == 303
+    with services.session() as s:
+        values = settings.all_settings(s)
+    assert values["undo_send_seconds"] == 30 and values["max_recipients_per_mail"] == 0
+    assert values["max_sends_per_hour"] == 50 and values["system_smtp_shared"] is True
+    assert values["system_smtp_account_id"] is None  # no system account was asked for
+    bad = admin_client.post(
+        "/admin/settings", data=general_settings(undo_send_seconds="61", max_sends_per_hour="-1")
+    )
+    assert bad.status_code == 422
+    text = bad.get_data(as_text=True)
+    assert "from 0 to 60" in text
+    with services.session() as s:
+        assert settings.get(s, "undo_send_seconds") == 30
+
+
+def test_the_system_account_is_created_then_updated(admin_client, services):
+    response = admin_client.post(
+        "/admin/settings",
+        data=system_settings(
+            system_smtp_auth="1", system_smtp_login="crm", system_smtp_password="pw-1"
+        ),
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    account = system_account(services)
+    assert account is not None and account.email_address == "crm@example.com"
+    assert account.name == "Example CRM" and account.smtp_host == "127.0.0.1"
+    assert (account.smtp_port, account.smtp_security, account.smtp_login) == (587, "none", "crm")
+    assert account.user_id is None and not account.is_group and account.imap_host == ""
+    assert account.fetch_since is None and account.is_active and account.smtp_auth
+    with services.session() as s:
+        from crm.accounts.manage import smtp_password
+        from crm.models import MailAccount
+
+        assert smtp_password(s.get(MailAccount, account.id), services.secret_box) == "pw-1"
+    page = admin_client.get("/admin/settings").get_data(as_text=True)
+    assert 'name="system_email" value="crm@example.com"' in page
+    assert 'name="system_smtp_password" value=""' in page and "pw-1" not in page
+    assert "Send test e-mail" in page
+    # Saved again: the same account, the password kept; a changed port needs it again.
+    data = system_settings(system_smtp_auth="1", system_name="Renamed")
+    saved = admin_client.post("/admin/settings", data=data)
+    assert saved.status_code == 303, saved.get_data(as_text=True)
+    again = system_account(services)
+    assert again.id == account.id and again.name == "Renamed"
+    moved = admin_client.post("/admin/settings", data={**data, "system_smtp_port": "2525"})
+    assert moved.status_code == 422
+    assert "SMTP password again" in moved.get_data(as_text=True)
+    assert system_account(services).smtp_port == 587
+    with services.session() as s:
+        from crm.models import MailAccount
+
+        assert s.query(MailAccount).count() == 1
+
+
+def test_the_system_account_needs_an_address_and_a_host(admin_client, services):
+    response = admin_client.post(
+        "/admin/settings", data=general_settings(system_email="nobody", system_smtp_port="x")
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "enter the address the system sends from" in text
+    assert "enter the SMTP server&#39;s host name" in text and "between 1 and 65535" in text
+    new = admin_client.post("/admin/settings", data=system_settings(system_smtp_auth="1"))
+    assert new.status_code == 422 and "SMTP server&#39;s password" in new.get_data(as_text=True)
+    assert system_account(services) is None
+
+
+def test_the_system_account_is_not_listed_as_anybodys(admin_client, services):
+    admin_client.post("/admin/settings", data=system_settings())
+    listing = admin_client.get("/accounts/").get_data(as_text=True)
+    assert "crm@example.com" not in listing
+
+
+def test_send_test_mail_through_the_system_account(admin_client, services, smtp_server):
+    assert admin_client.post("/admin/settings/send-test", data={}).status_code == 404
+    admin_client.post("/admin/settings", data=system_settings(smtp_server))
+    page = admin_client.get("/admin/settings").get_data(as_text=True)
+    assert 'name="to" value="admin@example.com"' in page  # the admin's own address
+    response = admin_client.post("/admin/settings/send-test", data={}, htmx=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.lstrip().startswith('<section id="send-test"')
+    assert "Test e-mail sent to admin@example.com" in body and "250" in body
+    [received] = smtp_server.messages
+    assert received["mail_from"] == "crm@example.com"
+    assert received["rcpt_tos"] == ["admin@example.com"]
+    smtp_server.script(answer_data="550 5.7.1 Relaying denied")
+    response = admin_client.post("/admin/settings/send-test", data={"to": "x@customer.example"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/admin/settings")
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "The test e-mail was not sent" in page and "550 5.7.1 Relaying denied" in page
+
+
+def test_only_admins_send_through_the_system_account(user_client):
+    assert user_client.post("/admin/settings/send-test", data={}).status_code == 404
