@@ -78,6 +78,11 @@ BOUNDS = {
     "fetch_period_seconds": (10, 86400),
     "max_personal_accounts": (0, 1000),
     "max_message_bytes": (1024 * 1024, 1024 * 1024 * 1024),
+    "undo_send_seconds": (0, 60),
+    "max_recipients_per_mail": (0, 10_000),
+    "max_sends_per_hour": (0, 100_000),
+    "auto_reply_max_per_sender": (0, 100),
+    "auto_reply_period_hours": (1, 8760),
 }
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:(\d{1,5}|\*)$")
 
@@ -88,6 +93,8 @@ def from_form(form) -> dict[str, object]:
     errors: dict[str, str] = {}
     for key, default in DEFAULTS.items():
         raw = form.get(key)
+        if default is None:
+            continue  # set by its own form (the system SMTP account), not typed in
         if isinstance(default, bool):
             values[key] = raw in ("on", "true", "1", "yes")
         elif isinstance(default, int):

@@ -40,7 +40,9 @@ def dispatch_fetches() -> int:
         ids = list(
             session.scalars(
                 select(MailAccount.id).where(
-                    MailAccount.is_active.is_(True), MailAccount.fetch_since.is_not(None)
+                    MailAccount.is_active.is_(True),
+                    MailAccount.fetch_since.is_not(None),
+                    MailAccount.imap_host != "",  # SMTP-only accounts have nothing to fetch
                 )
             )
         )
