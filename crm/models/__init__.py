@@ -5,6 +5,7 @@ from crm.models.addresses import EmailAddress, EmailAddressLink  # noqa: F401
 from crm.models.folders import Folder, folder_teams  # noqa: F401
 from crm.models.mail import (  # noqa: F401
     Attachment,
+    DeletedMessage,
     Email,
     EmailLocation,
     EmailRecipient,

@@ -192,6 +192,18 @@ class Attachment(Base):
     parent_id: Mapped[int | None] = mapped_column(Integer)
 
 
+class DeletedMessage(Base):
+    """A message deleted for everyone, by identity, for each account that had it: their imports
+    skip it, so neither a later fetch nor a reset of the folder brings it back."""
+
+    __tablename__ = "deleted_messages"
+    mail_account_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    identity: Mapped[str] = mapped_column(String(512), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class TrustedImageSender(Base):
     """A sender whose remote images one user always wants shown ("always show images")."""
 
