@@ -24,6 +24,7 @@ from crm.models import (
     Folder,
     User,
 )
+from crm.models.bounces import KIND_DELAY, KIND_OTHER, DeliveryReport
 from crm.models.mail import STATUS_DRAFT, STATUS_SENT
 
 PAGE_SIZE = 50
@@ -64,6 +65,11 @@ class Row:
     is_read: bool
     is_important: bool
     thread: str = ""  # the thread key (crm.mailbox.conversations.thread_key)
+    # Machine mail, one badge at most: a bounce is not also an auto-reply (it carries
+    # Auto-Submitted), and a delay warning is neither (crm.inbound.bounces).
+    is_auto_reply: bool = False
+    is_bounce: bool = False
+    is_delay: bool = False
     # A conversation row (crm.mailbox.conversations): its latest mail's fields, these over all its mail.
     count: int = 1
     conversation: bool = False
@@ -207,6 +213,7 @@ def _rows(session: Session, found, with_recipients: bool) -> list[Row]:
     emails = [email for _, email, _ in found]
     parents = parent_names(session, emails)
     recipients = _to_lines(session, [e.id for e in emails]) if with_recipients else {}
+    reports = _report_kinds(session, [e.id for e in emails if e.is_bounce])
     return [
         Row(
             id=email.id,
@@ -216,13 +223,27 @@ def _rows(session: Session, found, with_recipients: bool) -> list[Row]:
             snippet=email.snippet,
             date=email.date_sent or state.sort_date,
             parent=parents.get((email.parent_type, email.parent_id)),
-            has_attachments=email.has_attachments,
+            # A report's parts (delivery status, the returned mail) are the report, not files.
+            has_attachments=email.has_attachments and not email.is_bounce,
             is_read=state.is_read,
             is_important=state.is_important,
             thread=email.thread_root or email.identity,
+            is_auto_reply=email.is_auto_reply and not email.is_bounce,
+            is_bounce=email.is_bounce and reports.get(email.id) not in (KIND_DELAY, KIND_OTHER),
+            is_delay=email.is_bounce and reports.get(email.id) == KIND_DELAY,
         )
         for state, email, address in found
     ]
+
+
+def _report_kinds(session: Session, email_ids: list[int]) -> dict[int, str]:
+    """email id -> what its delivery report says (bounce, delay, other), for stored reports."""
+    if not email_ids:
+        return {}
+    stmt = select(DeliveryReport.email_id, DeliveryReport.kind).where(
+        DeliveryReport.email_id.in_(email_ids)
+    )
+    return dict(session.execute(stmt).all())
 
 
 def _to_lines(session: Session, email_ids: list[int]) -> dict[int, str]:
