@@ -10,6 +10,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from crm import web
 from crm.blueprints import acting
+from crm.inbound import bounces
 from crm.mail import sanitize
 from crm.mailbox import actions as mail_actions
 from crm.mailbox import listing, reading
@@ -46,6 +47,7 @@ def show(email_id: int):
         thread=listing.thread(db(), current_user, email),
         parent=listing.parent_names(db(), [email]).get((email.parent_type, email.parent_id)),
         sending=sending_view.of(db(), current_user, email),
+        **bounces.page(db(), current_user, email, services().blobs),
     )
     if allow:  # the iframe inherits this page's policy, so it must let the images through too
         response.headers["Content-Security-Policy"] = web.CSP.format(images=" https: http:")
