@@ -19,7 +19,7 @@ from typing import Self
 
 from imap_tools import BaseMailBox
 from imap_tools.errors import MailboxLoginError
-from imap_tools.imap_utf7 import utf7_encode
+from imap_tools.imap_utf7 import utf7_decode, utf7_encode
 
 from crm.mail.errors import ImapError
 from crm.mail.hosts import Endpoint
@@ -32,6 +32,44 @@ class FolderStatus:
     uidvalidity: int
     uidnext: int
     messages: int
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    """A folder as LIST names it, with its attributes: \\Noselect, \\HasChildren, and the
+    special-use ones of RFC 6154 (\\Sent, \\Trash, \\Drafts, \\Junk, \\Archive, \\All, \\Flagged)."""
+
+    name: str
+    flags: tuple[str, ...]
+
+    def has(self, flag: str) -> bool:
+        """Attributes are case-insensitive (RFC 3501 9: flag-extension is an atom)."""
+        return flag.lower() in (f.lower() for f in self.flags)
+
+    @property
+    def selectable(self) -> bool:
+        return not (self.has("\\Noselect") or self.has("\\NonExistent"))
+
+    @property
+    def special_use(self) -> tuple[str, ...]:
+        return tuple(f for f in self.flags if f.lower() in _SPECIAL_USE)
+
+
+SENT = "\\Sent"
+# RFC 6154 2, and \\Important of RFC 8457.
+_SPECIAL_USE = {
+    f.lower()
+    for f in (
+        "\\All",
+        "\\Archive",
+        "\\Drafts",
+        "\\Flagged",
+        "\\Junk",
+        SENT,
+        "\\Trash",
+        "\\Important",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -125,6 +163,7 @@ class ImapConnection:
                 self.box.client.shutdown()  # a refused login must not leak the socket
             raise _plain_error(exc) from exc
         self.client = self.box.client
+        self._caps: set[str] | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -158,11 +197,48 @@ class ImapConnection:
     # --- folders -------------------------------------------------------------------
     def folders(self) -> list[str]:
         """Names of all selectable folders on the server (decoded from modified UTF-7)."""
+        return [f.name for f in self.folder_list() if f.selectable]
+
+    def sent_folders(self) -> list[str]:
+        """The folders the server marks as holding sent mail (the \\Sent special use)."""
+        return [f.name for f in self.folder_list() if f.selectable and f.has(SENT)]
+
+    def folder_list(self) -> list[FolderInfo]:
+        """Every folder with its attributes, from LIST. A server that announces SPECIAL-USE need
+        not show those attributes in a plain LIST (RFC 6154 2); when none shows, it is asked for
+        them (LIST ... RETURN (SPECIAL-USE)) and they are added to the plain listing."""
         try:
-            infos = self.box.folder.list()
+            infos = _folder_infos(self._check(self.client.list('""', '"*"')))
+            if any(f.special_use for f in infos) or "SPECIAL-USE" not in self._capabilities():
+                return infos
+            uses = {f.name: f.special_use for f in self._list_special_use() or ()}
+            return [
+                FolderInfo(f.name, f.flags + uses[f.name]) if uses.get(f.name) else f for f in infos
+            ]
+        except ImapError:
+            raise
         except Exception as exc:
             raise _plain_error(exc) from exc
-        return [f.name for f in infos if "\\Noselect" not in f.flags]
+
+    def _list_special_use(self) -> list[FolderInfo] | None:
+        try:
+            typ, _data = self.client._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error:  # BAD: the server does not take the extended form after all
+            typ = "BAD"
+        listed = self.client.untagged_responses.pop("LIST", [])
+        return _folder_infos(listed) if typ == "OK" else None
+
+    def _capabilities(self) -> set[str]:
+        """What the server announces once logged in (it may differ from the greeting's)."""
+        if self._caps is None:
+            typ, data = self.client.capability()
+            words = b" ".join(d for d in data or [] if isinstance(d, bytes))
+            self._caps = {w.upper() for w in words.decode(errors="replace").split()}
+            if typ != "OK":
+                self._caps = set()
+        return self._caps
 
     def examine(self, folder: str) -> FolderStatus:
         """Open a folder read-only and read its UIDVALIDITY, UIDNEXT and message count."""
@@ -257,6 +333,54 @@ def _fetch_pairs(data: list):
         elif isinstance(item, bytes) and pairs and item != b")":
             pairs[-1][0] = pairs[-1][0] + b" " + item
     return [(meta, literal) for meta, literal in pairs]
+
+
+_LIST_RE = re.compile(
+    rb'^\((?P<flags>[^)]*)\) +(?P<delim>NIL|"(?:[^"\\]|\\.)*") +(?P<name>.*)$', re.DOTALL
+)
+
+
+def _folder_infos(data: list) -> list[FolderInfo]:
+    """Parse LIST responses: `(flags) delimiter name`, the name an atom, a quoted string or a
+    literal (imaplib hands a literal over as a (line, bytes) pair); names are modified UTF-7."""
+    out = []
+    for item in data:
+        if isinstance(item, tuple):
+            line, literal = item[0], item[1]
+        elif isinstance(item, bytes):
+            line, literal = item, None
+        else:
+            continue
+        m = _LIST_RE.match(line.strip())
+        if m is None:
+            continue
+        if literal is not None:
+            raw = literal
+        else:
+            raw = _astring(m.group("name").strip())
+        if not raw:
+            continue
+        flags = tuple(m.group("flags").decode(errors="replace").split())
+        out.append(FolderInfo(utf7_decode(raw), flags))
+    return out
+
+
+def _astring(text: bytes) -> bytes:
+    """A quoted string unescaped (\\\\ and \\"), or an atom up to the first space."""
+    if not text.startswith(b'"'):
+        return text.split(b" ", 1)[0]
+    out, i = bytearray(), 1
+    while i < len(text):
+        ch = text[i : i + 1]
+        if ch == b"\\" and i + 1 < len(text):
+            out += text[i + 1 : i + 2]
+            i += 2
+            continue
+        if ch == b'"':
+            break
+        out += ch
+        i += 1
+    return bytes(out)
 
 
 def _uid_set(uids: list[int]) -> str:
