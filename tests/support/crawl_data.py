@@ -213,9 +213,11 @@ def seed(services, imap_server) -> CrawlData:
 
     _deliver_personal(services, imap_server, personal)
     _deliver_group(imap_server, group)
+    _deliver_bounced(imap_server, personal)  # bounces (the block at the end)
     for account_id in (data.mail_account_id, data.group_account_id):
         summary = fetch(services, account_id)
         assert summary.error is None and summary.failed == 0, summary
+    _link_bounces(services)  # bounces
     # A reply in the group mailbox to a case opened by the first fetch: the case-number rule.
     with services.session() as session:
         case = session.scalars(
@@ -534,3 +536,101 @@ def _check(session, data: CrawlData) -> None:
     assert any(e.has_attachments for e in emails)
     assert session.scalars(select(Notification)).first() is not None
     assert session.scalars(select(Task).where(Task.email_id.is_not(None))).first() is not None
+
+
+# --- bounces ----------------------------------------------------------------------------------
+# A mail the user sent, bounced for one recipient and delayed for the other: the bounce report,
+# the delay warning and the original that shows both (crm/inbound/bounces.py).
+
+BOUNCED_ID = "<nabidka-2024-031@example.com>"
+
+
+def _deliver_bounced(imap_server, box) -> None:
+    """The sent offer in the Sent folder, its delay warning and its bounce in the Inbox."""
+    when = datetime.now(UTC) - timedelta(hours=2)
+    msg = EmailMessage(policy=SMTP)
+    msg["Message-ID"] = BOUNCED_ID
+    msg["Date"] = format_datetime(when)
+    msg["From"] = "Renáta Šťastná <rep@example.com>"
+    msg["To"] = "Ing. Miroslav Kováč <m.kovac@stavby-kovac.sk>, info@stavby-kovac.sk"
+    msg["Subject"] = "Cenová ponuka č. 2024/031 – lešenie"
+    msg.set_content("Dobrý deň, pán Kováč,\nposielam cenovú ponuku na lešenie.")
+    imap_server.append(box, msg.as_bytes(), folder="Sent")
+    imap_server.append_many(
+        box,
+        [
+            _delivery_report(
+                "info@stavby-kovac.sk", "delayed", "4.4.1", "451 4.4.1 Connection timed out",
+                "Delayed Mail (still being retried)", when + timedelta(minutes=30), 1,
+            ),
+            _delivery_report(
+                "m.kovac@stavby-kovac.sk", "failed", "5.1.1",
+                "550 5.1.1 <m.kovac@stavby-kovac.sk>: Recipient address rejected: User unknown",
+                "Undelivered Mail Returned to Sender", when + timedelta(minutes=1), 2,
+            ),
+        ],
+    )  # fmt: skip
+
+
+def _delivery_report(recipient, action, status, diagnostic, subject, when, n) -> bytes:
+    """A Postfix-style RFC 3464 report about the offer, with its headers attached."""
+    lines = f"""Return-Path: <>
+Message-ID: <report-{n}.2024031@mx.example.com>
+Date: {format_datetime(when)}
+From: Mail Delivery System <MAILER-DAEMON@mx.example.com>
+To: rep@example.com
+Subject: {subject}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="DSN{n}"
+
+--DSN{n}
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mx.example.com.
+
+<{recipient}>: host mx.stavby-kovac.sk said: {diagnostic}
+
+--DSN{n}
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.com
+
+Final-Recipient: rfc822; {recipient}
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic}
+
+--DSN{n}
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+Message-ID: {BOUNCED_ID}
+From: rep@example.com
+To: m.kovac@stavby-kovac.sk, info@stavby-kovac.sk
+Subject: =?utf-8?q?Cenov=C3=A1_ponuka_=C4=8D=2E_2024/031?=
+
+--DSN{n}--
+"""
+    return lines.replace("\n", "\r\n").encode()
+
+
+def _link_bounces(services) -> None:
+    """What the import's hook does with its new mail (crm.inbound.bounces.link_bounces), for
+    all mail fetched so far (it is safe to run again once importing.py calls it)."""
+    from crm.inbound import bounces
+    from crm.models.bounces import DeliveryReport
+
+    with services.session() as session:
+        emails = list(session.scalars(select(Email).order_by(Email.id)))
+        bounces.link_bounces(session, services.blobs, emails)
+        session.commit()
+        linked = session.scalars(
+            select(DeliveryReport).where(DeliveryReport.original_email_id.is_not(None))
+        ).all()
+        assert {r.kind for r in linked} >= {"bounce", "delay"}, linked
+
+
+# --- end bounces ------------------------------------------------------------------------------
