@@ -1,8 +1,11 @@
 """Who gets an imported mail, and where: one state row per user, grouped notifications.
 
 The account's own users get every mail; a colleague whose address is among the recipients gets
-it too (a shared CRM); mail from a user's own address shows in their Sent view. Inbox filters
-decide folder, trash and read state; historical mail never notifies (issue: older than 2 days).
+it too (a shared CRM); mail from a user's own address shows in their Sent view. Our own mail is
+sent mail too: mail fetched from the account's Sent folder for the account's users, whatever
+alias it came from, and mail From one of our mail accounts' addresses (a group's, the system
+SMTP account's) for the users of that account. Inbox filters decide folder, trash and read state
+of received mail; historical mail (older than 2 days) never notifies.
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ from crm.models import EmailUserState, Folder
 HISTORICAL_AFTER = timedelta(days=2)
 
 
-def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) -> None:
-    """State rows for every user who has the batch's mail; one notification per user."""
+def deliver(
+    session: Session,
+    ctx,
+    folder: str,
+    candidates,
+    new_emails: dict,
+    *,
+    sent: bool = False,
+) -> None:
+    """State rows for every user who has the batch's mail; one notification per user.
+
+    `sent`: the batch comes from one of the account's Sent folders."""
     have = _existing_states(session, {c.email_id for c in candidates})
     rows, fresh = [], defaultdict(list)
     for cand in candidates:
@@ -31,14 +44,14 @@ def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) ->
         email = new_emails.get(cand.email_id)
         extra = getattr(email, "_extra_receivers", set()) if email is not None else set()
         # New mail filed in a "skip notifications" group folder notifies nobody.
-        quiet = email is not None and cand.group_folder_id in ctx.filters.skipping_folders()
-        for user_id, outgoing in recipients(ctx, mail, extra).items():
+        silent = email is not None and cand.group_folder_id in ctx.filters.skipping_folders()
+        for user_id, outgoing in recipients(ctx, mail, extra, sent).items():
             if (cand.email_id, user_id) in have:
                 continue
             have.add((cand.email_id, user_id))
             row, skip = _state_row(ctx, folder, cand, mail, user_id, outgoing)
             rows.append(row)
-            if not (skip or quiet) and _notifies(ctx, mail, row, outgoing):
+            if not (skip or silent) and _notifies(ctx, mail, row, outgoing):
                 fresh[user_id].append(cand.email_id)
     if rows:
         session.connection().execute(insert(EmailUserState.__table__), rows)
@@ -49,14 +62,25 @@ def deliver(session: Session, ctx, folder: str, candidates, new_emails: dict) ->
         notify(session, user_id, "new_mail", text, email_ids=ids[:50], count=len(ids), **single)
 
 
-def recipients(ctx, mail: ParsedMail, extra: set[int]) -> dict[int, bool]:
-    """user id -> whether the mail is outgoing for them (sent from one of their addresses)."""
-    sender = ctx.user_by_address.get(mail.from_[1].lower()) if mail.from_ else None
-    users = {u: False for u in ctx.receivers | extra}
+def recipients(ctx, mail: ParsedMail, extra: set[int], sent: bool = False) -> dict[int, bool]:
+    """user id -> whether the mail is outgoing for them: sent from one of their addresses, or
+    the sent mail of an account whose mail they get (fetched from this account's Sent folder,
+    `sent`, or From the address of one of our mail accounts)."""
+    address = mail.from_[1].strip().lower() if mail.from_ else ""
+    sender = ctx.user_by_address.get(address)
+    account_users = ctx.receivers | extra
+    users = dict.fromkeys(account_users, sent)
     for _name, addr in (*mail.to, *mail.cc, *mail.bcc):
         user_id = ctx.user_by_address.get(addr.lower())
         if user_id is not None:
             users.setdefault(user_id, False)
+    owners = ctx.account_addresses.get(address)
+    if owners is not None:
+        # This account's own address: its users (and a case's assignee) have it as sent mail.
+        if address == (ctx.account.email_address or "").strip().lower():
+            owners = owners | account_users
+        for user_id in owners:
+            users[user_id] = True
     if sender is not None:
         users[sender] = True
     return users

@@ -9,6 +9,7 @@ half-done and a rerun of the batch converges to the same rows (identity and loca
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from crm.db import utcnow
 from crm.inbound import delivery, filters
+from crm.inbound.claims import users_receiving
 from crm.mail.imap import HeaderItem
 from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snippet
 from crm.models import (
@@ -45,11 +47,27 @@ class ImportContext:
     receivers: set[int]  # users who get every mail of the account
     user_by_address: dict[str, int]  # lower-cased address -> user id
     filters: filters.FilterSet  # compiled once per sync, inbox filters loaded per user lazily
+    # Lower-cased address of each of our mail accounts (group, personal, the system SMTP one)
+    # -> the users who receive that account's mail: mail From it is that account's sent mail.
+    account_addresses: dict[str, set[int]] = field(default_factory=dict)
+    # The account's Sent folders (the server's \\Sent special use, the one named on the account):
+    # mail fetched from them is the account's sent mail, whatever its From.
+    sent_folders: frozenset[str] = frozenset()
     now: datetime = field(default_factory=utcnow)
+
+    def is_ours(self, mail: ParsedMail) -> bool:
+        """From one of our addresses: a user's, or one of our mail accounts'."""
+        sender = mail.from_[1].lower() if mail.from_ else ""
+        return sender in self.user_by_address or sender in self.account_addresses
 
 
 def load_context(
-    session: Session, account: MailAccount, blobs: BlobStore, max_bytes: int, receivers: set[int]
+    session: Session,
+    account: MailAccount,
+    blobs: BlobStore,
+    max_bytes: int,
+    receivers: set[int],
+    sent_folders=(),
 ) -> ImportContext:
     rows = session.execute(
         select(EmailAddress.lower, EmailAddressLink.entity_id)
@@ -64,7 +82,22 @@ def load_context(
         receivers,
         user_by_address,
         filters.load_filter_set(session, account),
+        _account_addresses(session, account, receivers),
+        frozenset(sent_folders),
     )
+
+
+def _account_addresses(
+    session: Session, account: MailAccount, receivers: set[int]
+) -> dict[str, set[int]]:
+    """Every mail account's address with the users who get its mail (none for the owner-less
+    system SMTP account: its address is ours all the same)."""
+    out: dict[str, set[int]] = defaultdict(set)
+    for other in session.scalars(select(MailAccount)):
+        if other.email_address:
+            users = receivers if other.id == account.id else users_receiving(session, other)
+            out[other.email_address.strip().lower()] |= users
+    return dict(out)
 
 
 @dataclass
@@ -246,9 +279,11 @@ def store(
 ) -> None:
     """Insert new Emails, locations and per-user states of a planned batch (no commit).
 
-    Rows go in as multi-row INSERTs rather than through the unit of work: building and
-    flushing a dozen ORM objects per message cost more than parsing it.
+    Mail of one of the account's Sent folders is its sent mail. Rows go in as multi-row INSERTs
+    rather than through the unit of work: building and flushing a dozen ORM objects per message
+    cost more than parsing it.
     """
+    sent = folder in ctx.sent_folders
     _known_since_planned(session, candidates)
     new = [c for c in candidates if c.email_id is None]
     first: dict[str, Candidate] = {}
@@ -274,11 +309,11 @@ def store(
         ],
     )
     emails = _load_new(session, list(ids.values()), first)
-    _link(session, ctx, emails)
+    _link(session, ctx, emails, sent)
     if ctx.account.is_group:
         for cand in new:  # matched once, read by delivery twice
             cand.group_folder_id = ctx.filters.account_folder(cand.mail)
-    delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails})
+    delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails}, sent=sent)
     if ctx.account.is_group:
         delivery.file_in_group_folders(session, ctx, new)
     result.email_ids.extend(ids.values())
@@ -391,8 +426,11 @@ def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate
     return emails
 
 
-def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
-    """Parents for the new mail, handed on to replies that came first; then email-to-case."""
+def _link(session: Session, ctx: ImportContext, emails: list[Email], sent: bool = False) -> None:
+    """Parents for the new mail, handed on to replies that came first; then email-to-case.
+
+    Our own mail (from a Sent folder, or From one of our addresses) joins the case it answers
+    but never opens one."""
     links = linking.find_parents(session, emails, ctx.account)
     for email in emails:
         if links.get(email.id) is not None:
@@ -400,7 +438,8 @@ def _link(session: Session, ctx: ImportContext, emails: list[Email]) -> None:
     linking.propagate_to_orphan_replies_of(session, emails)
     if ctx.account.is_group and ctx.account.create_case:
         for email in emails:
-            receivers = cases.route_to_case(session, email, email._parsed, ctx.account)
+            ours = sent or ctx.is_ours(email._parsed)
+            receivers = cases.route_to_case(session, email, email._parsed, ctx.account, ours=ours)
             email._extra_receivers = set(receivers)
             if email.link_rule == "case-created" and ctx.account.auto_reply:
                 case = session.get(Case, email.parent_id)

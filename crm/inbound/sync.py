@@ -155,7 +155,12 @@ def _sync_folders(services, session, account_id, run, budget, summary, progress)
         account, services.secret_box, allowlist, ca_file=services.config.mail_ca_file
     ) as conn:
         ctx = importing.load_context(
-            session, account, services.blobs, max_bytes, users_receiving(session, account)
+            session,
+            account,
+            services.blobs,
+            max_bytes,
+            users_receiving(session, account),
+            sent_folders(conn, account),
         )
         loop = _Loop(session, conn, ctx, run, budget, summary, progress)
         try:
@@ -168,6 +173,15 @@ def _sync_folders(services, session, account_id, run, budget, summary, progress)
         summary.done = summary.remaining == 0 and not loop.out_of_budget()
     record_success(account)
     session.commit()
+
+
+def sent_folders(conn: ImapConnection, account: MailAccount) -> set[str]:
+    """The account's Sent folders: those the server marks \\Sent (RFC 6154), and the one the
+    account names (its `sent_folder`, chosen in the account form; "Sent" unless changed)."""
+    found = set(conn.sent_folders())
+    if (account.sent_folder or "").strip():
+        found.add(account.sent_folder.strip())
+    return found
 
 
 def _sync_folder(loop: _Loop, folder: str) -> None:

@@ -3,8 +3,10 @@
 Called by the import pipeline for each new Email fetched by a group account with `create_case`
 on, after `linking.find_parent` ran (the email's parent may already be set). A mail that replies
 to an existing case (parent chain or `[#number]`) is attached to that case; any other mail opens
-a new Case, except machine mail (auto-replies, bounces) and mail sent by our own users, which
-would otherwise open cases in loops or for our own answers.
+a new Case, except machine mail (auto-replies, bounces) and our own mail, which would otherwise
+open cases in loops or for our own answers: mail From a user's address or the address of one of
+our mail accounts (a group account's own address, the system SMTP account's), and mail the
+importer knows is ours (fetched from a Sent folder).
 
 Distribution (MailAccount.case_distribution): "direct" to the account's user; "round-robin"
 over the active members of `case_team_id`, the last pick kept on the account
@@ -17,22 +19,27 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from crm.models import Attachment, Case, Contact, Email, Lead, Team
+from crm.models import Attachment, Case, Contact, Email, Lead, MailAccount, Team
 from crm.records import addressbook, linking
 from crm.records.records import next_case_number
 
 OPEN_STATUSES = ("New", "Assigned", "Pending")
 
 
-def route_to_case(session: Session, email: Email, mail=None, account=None) -> list[int]:
-    """Create a Case or attach the mail to an existing one; return user ids who must receive it."""
+def route_to_case(
+    session: Session, email: Email, mail=None, account=None, ours: bool = False
+) -> list[int]:
+    """Create a Case or attach the mail to an existing one; return user ids who must receive it.
+
+    Our own mail (`ours`, or From one of our addresses) joins an existing case, never opens one.
+    """
     found = existing_case(session, email, account)
     if found is not None:
         case, rule = found
         if (email.parent_type, email.parent_id) != ("Case", case.id):
             linking.set_parent(session, email, "Case", case.id, rule)
         return [case.assigned_user_id] if case.assigned_user_id else []
-    if email.is_auto_reply or email.is_bounce or _sent_by_user(session, email):
+    if ours or email.is_auto_reply or email.is_bounce or _sent_by_us(session, email):
         return []
     case = create_case_for(session, email, account)
     return [case.assigned_user_id] if case.assigned_user_id else []
@@ -174,9 +181,15 @@ def _sender_address(session: Session, email: Email) -> str | None:
     return None
 
 
-def _sent_by_user(session: Session, email: Email) -> bool:
+def _sent_by_us(session: Session, email: Email) -> bool:
+    """From a user's address, or from the address of one of our mail accounts."""
     lower = _sender_address(session, email)
-    return bool(lower) and any(t == "User" for _, t, _ in addressbook.holders(session, [lower]))
+    if not lower:
+        return False
+    if any(t == "User" for _, t, _ in addressbook.holders(session, [lower])):
+        return True
+    stmt = select(MailAccount.id).where(func.lower(MailAccount.email_address) == lower).limit(1)
+    return session.scalar(stmt) is not None
 
 
 def sender_person(session: Session, email: Email) -> tuple[int | None, int | None]:
