@@ -165,7 +165,11 @@ def connect(
 
 
 def reset_fetch_state(session: Session, account: MailAccount, folder: str, since: date) -> None:
-    """Re-read a folder from a new date; identity dedupe keeps this free of duplicates."""
+    """Re-read a folder from a new date; identity dedupe keeps this free of duplicates.
+
+    The new cursor's `since` marks the re-read: the mail it lists was there before and notifies
+    nobody (crm.inbound.sync), and mail deleted for everyone stays deleted (the import skips the
+    identities in deleted_messages)."""
     cursor = session.scalars(
         select(FolderCursor).where(
             and_(FolderCursor.mail_account_id == account.id, FolderCursor.folder == folder)

@@ -5,7 +5,7 @@ it too (a shared CRM); mail from a user's own address shows in their Sent view. 
 sent mail too: mail fetched from the account's Sent folder for the account's users, whatever
 alias it came from, and mail From one of our mail accounts' addresses (a group's, the system
 SMTP account's) for the users of that account. Inbox filters decide folder, trash and read state
-of received mail; historical mail (older than 2 days) never notifies.
+of received mail; historical mail (older than 2 days, or read again after a reset) never notifies.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ def deliver(
     new_emails: dict,
     *,
     sent: bool = False,
+    quiet: bool = False,
 ) -> None:
     """State rows for every user who has the batch's mail; one notification per user.
 
-    `sent`: the batch comes from one of the account's Sent folders."""
+    `sent`: the batch comes from one of the account's Sent folders. `quiet`: it is old mail
+    (a folder read again after a reset) and notifies nobody."""
     have = _existing_states(session, {c.email_id for c in candidates})
     rows, fresh = [], defaultdict(list)
     for cand in candidates:
@@ -44,7 +46,9 @@ def deliver(
         email = new_emails.get(cand.email_id)
         extra = getattr(email, "_extra_receivers", set()) if email is not None else set()
         # New mail filed in a "skip notifications" group folder notifies nobody.
-        silent = email is not None and cand.group_folder_id in ctx.filters.skipping_folders()
+        silent = quiet or (
+            email is not None and cand.group_folder_id in ctx.filters.skipping_folders()
+        )
         for user_id, outgoing in recipients(ctx, mail, extra, sent).items():
             if (cand.email_id, user_id) in have:
                 continue

@@ -24,6 +24,7 @@ from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snipp
 from crm.models import (
     Attachment,
     Case,
+    DeletedMessage,
     Email,
     EmailAddress,
     EmailAddressLink,
@@ -134,7 +135,8 @@ def plan(
     uidvalidity: int,
     headers: dict[int, HeaderItem],
 ) -> tuple[list[Candidate], BatchResult]:
-    """Sort a batch by its headers: already here, to be ignored, or to be downloaded."""
+    """Sort a batch by its headers: already here, deleted for everyone (skipped), to be
+    ignored, or to be downloaded."""
     result = BatchResult(seen=len(headers))
     located = _located_uids(session, ctx.account.id, folder, uidvalidity, list(headers))
     candidates = []
@@ -145,6 +147,10 @@ def plan(
         parsed = parse_headers(item.header)
         identity = identity_for(parsed.message_id, item.header)
         candidates.append(Candidate(uid, item, identity, parsed))
+    deleted = _deleted_identities(session, ctx.account.id, {c.identity for c in candidates})
+    if deleted:
+        result.skipped += sum(c.identity in deleted for c in candidates)
+        candidates = [c for c in candidates if c.identity not in deleted]
     known = _emails_by_identity(session, {c.identity for c in candidates})
     kept = []
     for cand in candidates:
@@ -276,12 +282,14 @@ def store(
     uidvalidity: int,
     candidates: list[Candidate],
     result: BatchResult,
+    historical: bool = False,
 ) -> None:
     """Insert new Emails, locations and per-user states of a planned batch (no commit).
 
-    Mail of one of the account's Sent folders is its sent mail. Rows go in as multi-row INSERTs
-    rather than through the unit of work: building and flushing a dozen ORM objects per message
-    cost more than parsing it.
+    Mail of one of the account's Sent folders is its sent mail; `historical` mail (a folder
+    read again after a reset) notifies nobody. Rows go in as multi-row INSERTs rather than
+    through the unit of work: building and flushing a dozen ORM objects per message cost more
+    than parsing it.
     """
     sent = folder in ctx.sent_folders
     _known_since_planned(session, candidates)
@@ -313,7 +321,9 @@ def store(
     if ctx.account.is_group:
         for cand in new:  # matched once, read by delivery twice
             cand.group_folder_id = ctx.filters.account_folder(cand.mail)
-    delivery.deliver(session, ctx, folder, candidates, {e.id: e for e in emails}, sent=sent)
+    delivery.deliver(
+        session, ctx, folder, candidates, {e.id: e for e in emails}, sent=sent, quiet=historical
+    )
     if ctx.account.is_group:
         delivery.file_in_group_folders(session, ctx, new)
     result.email_ids.extend(ids.values())
@@ -478,6 +488,17 @@ def _located_uids(session, account_id, folder, uidvalidity, uids) -> set[int]:
         EmailLocation.folder == folder,
         EmailLocation.uidvalidity == uidvalidity,
         EmailLocation.uid.in_(uids),
+    )
+    return set(session.scalars(stmt))
+
+
+def _deleted_identities(session, account_id: int, identities) -> set[str]:
+    """Those of `identities` deleted for everyone while this account had them."""
+    if not identities:
+        return set()
+    stmt = select(DeletedMessage.identity).where(
+        DeletedMessage.mail_account_id == account_id,
+        DeletedMessage.identity.in_(list(identities)),
     )
     return set(session.scalars(stmt))
 

@@ -234,6 +234,12 @@ class _Batches:
     cursor: FolderCursor
     direction: str  # "up": new mail, ascending; "down": first import, newest first
 
+    @property
+    def historical(self) -> bool:
+        """The listing of a folder read again after "Reset fetch state" (whose cursor alone
+        carries a `since`): that mail was on the server before, it notifies nobody."""
+        return self.direction == "down" and self.cursor.since is not None
+
 
 def _run_batches(loop: _Loop, where: _Batches, uids: list[int]) -> bool:
     """Import `uids` batch by batch; False when the budget ran out first (the rest stays)."""
@@ -296,7 +302,7 @@ def _finish_batch(loop: _Loop, where: _Batches, started: _Started | None) -> Non
     result.skipped += len(started.candidates) - len(kept)
     importing.write_blobs(ctx, kept)
     crash_point("after-blobs")
-    _store(loop, where.folder, where.uidvalidity, started.headers, kept, result)
+    _store(loop, where, started.headers, kept, result)
     cursor = where.cursor
     if where.direction == "up":
         cursor.last_uid = max(cursor.last_uid, max(started.uids))
@@ -314,45 +320,63 @@ def _finish_batch(loop: _Loop, where: _Batches, started: _Started | None) -> Non
         loop.progress(loop.summary)
 
 
-def _store(loop, folder, uidvalidity, headers, candidates, result) -> None:
+def _store(loop, where: _Batches, headers, candidates, result) -> None:
     """Store a batch in one go; if that fails, store it message by message (each committed on
     its own) so one bad message, or a race with another account's sync, cannot stop the rest.
     A crash in between is harmless: a rerun finds the stored ones by their location."""
     session = loop.session
     try:
-        importing.store(session, loop.ctx, folder, uidvalidity, candidates, result)
+        importing.store(
+            session,
+            loop.ctx,
+            where.folder,
+            where.uidvalidity,
+            candidates,
+            result,
+            historical=where.historical,
+        )
         session.flush()
     except Exception:  # any failure: fall back to the careful path, logged here
         log.exception("batch store failed; storing message by message")
         session.rollback()
-        _store_one_by_one(loop, folder, uidvalidity, headers, candidates, result)
+        _store_one_by_one(loop, where, headers, candidates, result)
 
 
-def _store_one_by_one(loop, folder, uidvalidity, headers, candidates, result) -> None:
+def _store_one_by_one(loop, where: _Batches, headers, candidates, result) -> None:
     session, ctx = loop.session, loop.ctx
     result.imported = result.duplicates = 0
     for old in candidates:
-        fresh, _ = importing.plan(session, ctx, folder, uidvalidity, {old.uid: headers[old.uid]})
+        fresh, _ = importing.plan(
+            session, ctx, where.folder, where.uidvalidity, {old.uid: headers[old.uid]}
+        )
         for cand in fresh:
             cand.raw, cand.mail = old.raw, old.mail
             cand.raw_sha256, cand.attachment_sha256 = old.raw_sha256, old.attachment_sha256
             cand.attachment_sizes = old.attachment_sizes
-            if not _try_store(session, ctx, folder, uidvalidity, cand, result):
-                _store_minimal(session, ctx, folder, uidvalidity, cand, result)
+            if not _try_store(session, ctx, where, cand, result):
+                _store_minimal(session, ctx, where, cand, result)
 
 
-def _try_store(session, ctx, folder, uidvalidity, cand, result) -> bool:
+def _try_store(session, ctx, where: _Batches, cand, result) -> bool:
     try:
-        importing.store(session, ctx, folder, uidvalidity, [cand], result)
+        importing.store(
+            session,
+            ctx,
+            where.folder,
+            where.uidvalidity,
+            [cand],
+            result,
+            historical=where.historical,
+        )
         session.commit()
         return True
     except Exception:  # one bad message must not stop the batch
-        log.exception("message uid %s of %s could not be stored", cand.uid, folder)
+        log.exception("message uid %s of %s could not be stored", cand.uid, where.folder)
         session.rollback()
         return False
 
 
-def _store_minimal(session, ctx, folder, uidvalidity, cand, result) -> None:
+def _store_minimal(session, ctx, where: _Batches, cand, result) -> None:
     """Keep a message that cannot be stored whole: headers, raw source and a problem note."""
     note = (
         "This message could not be stored completely; its original is kept and can be downloaded."
@@ -362,7 +386,7 @@ def _store_minimal(session, ctx, folder, uidvalidity, cand, result) -> None:
         base, text="", html="", attachments=(), problems=(*base.problems, note)
     )
     cand.attachment_sha256, cand.attachment_sizes = [], []
-    if not _try_store(session, ctx, folder, uidvalidity, cand, result):
+    if not _try_store(session, ctx, where, cand, result):
         result.failed += 1
 
 

@@ -1,5 +1,8 @@
 """Bulk actions on a user's mail: read, important, move, trash, and delete for everyone.
 
+Mail deleted for everyone stays deleted: its identity is kept for each account that had it, and
+their imports skip it (crm.inbound.importing), also after a reset of the folder.
+
 Flag and folder actions touch only the acting user's state rows, so two users sharing a mail
 keep their own read, trash and folder state. No Flask here; the caller commits.
 """
@@ -12,8 +15,17 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from crm import settings
+from crm.db import utcnow
 from crm.mailbox import folders
-from crm.models import Attachment, Email, EmailUserState, User
+from crm.models import (
+    Attachment,
+    DeletedMessage,
+    Email,
+    EmailLocation,
+    EmailUserState,
+    OutboxEntry,
+    User,
+)
 from crm.storage import BlobStore
 
 S = EmailUserState
@@ -146,12 +158,44 @@ def delete_permanently(session: Session, user: User, email_ids: list[int]) -> di
     )
     for email_id, sha in session.execute(attachments):
         blobs[email_id].add(sha)
+    remember_deleted(session, list(blobs))
     # States, recipients, locations and attachment rows go by ON DELETE CASCADE.
     session.execute(
         delete(Email).where(Email.id.in_(blobs)).execution_options(synchronize_session=False)
     )
     session.expire_all()
     return blobs
+
+
+def remember_deleted(session: Session, email_ids: list[int]) -> int:
+    """Before mail is deleted for everyone: note its identity for every account that had it
+    (fetched it, or sent it), so their imports never bring it back. Answers rows added."""
+    if not email_ids:
+        return 0
+    fetched = (
+        select(EmailLocation.mail_account_id, Email.identity)
+        .join(Email, Email.id == EmailLocation.email_id)
+        .where(EmailLocation.email_id.in_(email_ids))
+    )
+    sent = (
+        select(OutboxEntry.mail_account_id, Email.identity)
+        .join(Email, Email.id == OutboxEntry.email_id)
+        .where(OutboxEntry.email_id.in_(email_ids), OutboxEntry.mail_account_id.is_not(None))
+    )
+    pairs = set(session.execute(fetched).tuples()) | set(session.execute(sent).tuples())
+    if not pairs:
+        return 0
+    known = select(DeletedMessage.mail_account_id, DeletedMessage.identity).where(
+        DeletedMessage.identity.in_({identity for _, identity in pairs})
+    )
+    pairs -= set(session.execute(known).tuples())
+    now = utcnow()
+    session.add_all(
+        DeletedMessage(mail_account_id=account_id, identity=identity, deleted_at=now)
+        for account_id, identity in sorted(pairs)
+    )
+    session.flush()
+    return len(pairs)
 
 
 def drop_unreferenced_blobs(session: Session, store: BlobStore, hashes: set[str]) -> int:

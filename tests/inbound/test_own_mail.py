@@ -1,26 +1,32 @@
-"""Our own mail over Dovecot: Sent folders are sent mail, our accounts' addresses are ours
-(issue 16)."""
+"""Our own mail over Dovecot: Sent folders are sent mail, our accounts' addresses are ours, and
+mail deleted for everyone stays deleted, also after "Reset fetch state" (issue 16)."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from crm import settings
-from crm.accounts.manage import connect, create_account
+from crm.accounts.manage import connect, create_account, reset_fetch_state
 from crm.mail.hosts import Endpoint
 from crm.mail.imap import FolderInfo, ImapConnection, _folder_infos
+from crm.mailbox import actions
 from crm.models import (
     Case,
+    DeletedMessage,
     Email,
+    EmailLocation,
     EmailUserState,
     MailAccount,
     Notification,
     OutboxEntry,
+    User,
 )
 from tests.support import records
 from tests.support.dovecot import PASSWORD
-from tests.support.mailboxes import fetch, make_account, raw_message
+from tests.support.mailboxes import LONG_AGO, fetch, make_account, raw_message
 
 
 def _states(db, message_id: str) -> dict[int, tuple[bool, int | None]]:
@@ -338,6 +344,118 @@ def test_another_group_accounts_address_is_ours_too(services, db, make_user, ima
         **{m: (False, None) for m in members},
         seller: (True, None),
     }
+
+
+# --- 3. deleted mail stays deleted -----------------------------------------------------------
+
+
+def _delete_for_everyone(services, email_ids: list[int]) -> None:
+    with services.session() as session:
+        admin = session.scalars(select(User).where(User.username == "admin")).one()
+        actions.apply(session, admin, "delete", email_ids)
+
+
+def _reset(services, account_id: int, folder: str = "INBOX", since: date = LONG_AGO) -> None:
+    with services.session() as session:
+        reset_fetch_state(session, session.get(MailAccount, account_id), folder, since)
+
+
+def test_delete_then_reset_keeps_it_deleted_and_tells_nobody_about_old_mail(
+    services, db, make_user, imap_server
+):
+    make_user("admin", ["admin@example.com"], admin=True)
+    rep = make_user("rep", ["rep@example.com"])
+    box = imap_server.new_user()
+    # Written today, but on the server since long before the account's "fetch since".
+    long_ago = (datetime.now(UTC) - timedelta(days=40)).timestamp()
+    imap_server.append(box, raw_message(message_id="<older@test.example>"), date=long_ago)
+    imap_server.append(box, raw_message(message_id="<keep@test.example>"))
+    imap_server.append(box, raw_message(message_id="<gone@test.example>"))
+    account = make_account(services, rep, imap_server, box, since=date.today() - timedelta(days=7))
+    assert fetch(services, account).imported == 2
+    notes_before = len(_new_mail_notes(db))
+    assert notes_before == 1
+    gone = _email_id(db, "gone@test.example")
+    _delete_for_everyone(services, [gone])
+    db.rollback()
+    assert db.scalars(select(DeletedMessage.identity)).all() == ["gone@test.example"]
+    _reset(services, account)
+    summary = fetch(services, account)
+    # The deleted mail is skipped, the older one is read for the first time, quietly.
+    assert (summary.imported, summary.skipped, summary.error) == (1, 1, None)
+    assert _email_id(db, "gone@test.example") is None
+    assert _states(db, "older@test.example") == {rep: (False, None)}
+    assert len(_new_mail_notes(db)) == notes_before
+    # Reset again, from a later date: still deleted, still quiet.
+    _reset(services, account, since=date.today() - timedelta(days=1))
+    assert fetch(services, account).imported == 0
+    assert _email_id(db, "gone@test.example") is None
+    assert len(_new_mail_notes(db)) == notes_before
+    # Mail that arrives after the reset is new mail and notifies as ever.
+    imap_server.append(box, raw_message(message_id="<fresh@test.example>"))
+    assert fetch(services, account).imported == 1
+    latest = _new_mail_notes(db)[-1]
+    assert (latest.text, latest.data["email_id"]) == (
+        "1 new mail",
+        _email_id(db, "fresh@test.example"),
+    )
+
+
+def test_deleted_stays_deleted_for_every_account_that_had_it_only(
+    services, db, make_user, imap_server
+):
+    make_user("admin", ["admin@example.com"], admin=True)
+    ann = make_user("ann", ["ann@example.com"])
+    bob = make_user("bob", ["bob@example.com"])
+    carol = make_user("carol", ["carol@example.com"])
+    raw = raw_message(to="ann@example.com, bob@example.com", message_id="<shared@test.example>")
+    boxes = [imap_server.new_user() for _ in range(3)]
+    for box in boxes[:2]:
+        imap_server.append(box, raw)
+        imap_server.append(box, raw, folder="Archive")
+    ann_account = make_account(services, ann, imap_server, boxes[0], folders=("INBOX", "Archive"))
+    bob_account = make_account(services, bob, imap_server, boxes[1])
+    fetch(services, ann_account)
+    fetch(services, bob_account)
+    _delete_for_everyone(services, [_email_id(db, "shared@test.example")])
+    db.rollback()
+    pairs = set(db.execute(select(DeletedMessage.mail_account_id, DeletedMessage.identity)))
+    assert pairs == {(ann_account, "shared@test.example"), (bob_account, "shared@test.example")}
+    for account, folders in ((ann_account, ("INBOX", "Archive")), (bob_account, ("INBOX",))):
+        for folder in folders:
+            _reset(services, account, folder)
+        assert fetch(services, account).imported == 0
+    assert _email_id(db, "shared@test.example") is None
+    # An account that never had it imports it as any other mail.
+    imap_server.append(boxes[2], raw)
+    carol_account = make_account(services, carol, imap_server, boxes[2])
+    assert fetch(services, carol_account).imported == 1
+    assert carol in _states(db, "shared@test.example")
+
+
+def test_mail_sent_through_the_crm_and_deleted_is_not_fetched_from_sent(
+    services, db, make_user, imap_server
+):
+    """The sending account had it too (its copy in Sent is fetched later)."""
+    make_user("admin", ["admin@example.com"], admin=True)
+    rep = make_user("rep", ["rep@example.com"])
+    box = imap_server.new_user()
+    account = make_account(services, rep, imap_server, box, folders=("INBOX", "Sent"))
+    raw = raw_message(from_="rep@example.com", message_id="<via-crm@test.example>")
+    with services.session() as session:
+        email = Email(identity="via-crm@test.example", message_id="via-crm@test.example",
+                      subject="Hello", status="Sent")  # fmt: skip
+        session.add(email)
+        session.flush()
+        session.add(OutboxEntry(email_id=email.id, user_id=rep, mail_account_id=account,
+                                from_address="rep@example.com", state="sent"))  # fmt: skip
+        email_id = email.id
+    _delete_for_everyone(services, [email_id])
+    imap_server.append(box, raw, folder="Sent")
+    summary = fetch(services, account)
+    assert (summary.imported, summary.skipped) == (0, 1)
+    assert _email_id(db, "via-crm@test.example") is None
+    assert db.scalar(select(func.count()).select_from(EmailLocation)) == 0
 
 
 def test_sync_reads_the_sent_folders_from_the_server(services, db, make_user, imap_server):
