@@ -25,6 +25,7 @@ from crm.db import utcnow
 from crm.mail import threadtoken
 from crm.mail.compose import HeaderInjection, check_headers, to_bytes
 from crm.mail.parse import normalise_message_id
+from crm.mailbox.notifications import notify
 from crm.models import Email, EmailUserState, User
 from crm.models.mail import STATUS_DRAFT, STATUS_FAILED, STATUS_SENDING, STATUS_UNKNOWN
 from crm.models.outbox import (
@@ -251,11 +252,19 @@ def sweep(session: Session, now: datetime | None = None) -> dict[str, list[int]]
                 "The worker stopped while handing this mail to the server; it may have been "
                 "delivered. It is not sent again by itself.",
             )
+            _tell_owner(session, entry, "Delivery unknown")
             done["unknown"].append(entry.id)
         else:
             entry.state, entry.lease_until = QUEUED, None
             done["requeued"].append(entry.id)
     return done
+
+
+def _tell_owner(session: Session, entry: OutboxEntry, what: str) -> None:
+    email = session.get(Email, entry.email_id)
+    if entry.user_id is not None and email is not None:
+        subject = email.subject or "(no subject)"
+        notify(session, entry.user_id, "send_problem", f"{what}: {subject}", email_id=email.id)
 
 
 def due_queued(session: Session, now: datetime) -> list[tuple[int, datetime]]:

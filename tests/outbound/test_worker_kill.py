@@ -298,12 +298,6 @@ def test_killed_before_the_data_phase_is_requeued_and_sent_once(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crm/outbound/outbox.py sweep() marks the row unknown without telling its owner; "
-    "a connection lost after the dot (crm/outbound/sending.py _send_one) notifies "
-    "'Delivery unknown: <subject>'",
-)
 def test_the_owner_is_told_when_the_sweeper_marks_a_mail_unknown(db, services, rep, smtp_account):
     handed = _queue_mail(db, services, rep)
     [entry_id] = outbox.take_due(db, utcnow())
