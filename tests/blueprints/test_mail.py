@@ -209,20 +209,24 @@ def test_header_shows_badges_problems_people_and_thread(user_client, db, rep):
         cc=("carol@customer.example",),
         subject="Re: Original question",
     )
+    # A bounce carries Auto-Submitted too: it is shown as a bounce, not also as an auto-reply.
     mail.is_auto_reply = True
     mail.is_bounce = True
     mail.problems = ["Unknown charset x-foo; decoded as UTF-8"]
+    reply = make_email(db, users=[rep.id], subject="Out of office")
+    reply.is_auto_reply = True
     db.commit()
     page = user_client.get(f"/mail/{mail.id}").get_data(as_text=True)
     for text in (
-        "Auto-reply",
-        "Bounce",
+        ">Bounce</span>",
         "Unknown charset x-foo",
         "carol@customer.example",
         "Conversation",
         f"/mail/{root.id}",
     ):
         assert text in page
+    assert ">Auto-reply</span>" not in page
+    assert ">Auto-reply</span>" in user_client.get(f"/mail/{reply.id}").get_data(as_text=True)
 
 
 def test_status_badge_only_for_drafts_and_sent_mail(user_client, db, rep):
