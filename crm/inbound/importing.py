@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from crm.db import utcnow
-from crm.inbound import delivery, filters
+from crm.inbound import bounces, delivery, filters
 from crm.inbound.claims import users_receiving
 from crm.mail.imap import HeaderItem
 from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snippet
@@ -441,6 +441,8 @@ def _link(session: Session, ctx: ImportContext, emails: list[Email], sent: bool 
 
     Our own mail (from a Sent folder, or From one of our addresses) joins the case it answers
     but never opens one."""
+    # Before email-to-case: a plain-text bounce becomes a bounce here, and opens no case.
+    bounces.link_bounces(session, ctx.blobs, emails)
     links = linking.find_parents(session, emails, ctx.account)
     for email in emails:
         if links.get(email.id) is not None:
