@@ -66,6 +66,28 @@ def visible_account(session: Session, user: User, account_id: int) -> MailAccoun
     return account if not account.is_group and account.user_id == user.id else None
 
 
+def readable_account(session: Session, user: User, account_id: int) -> MailAccount | None:
+    """The account if the user may manage it, or read its status: members of a group
+    account's teams and its assigned user see whether it syncs (read-only)."""
+    account = visible_account(session, user, account_id)
+    if account is not None:
+        return account
+    account = session.get(MailAccount, account_id)
+    if account is None or not account.is_group:
+        return None
+    if account.user_id == user.id or user.team_ids & {t.id for t in account.teams}:
+        return account
+    return None
+
+
+def team_accounts(session: Session, user: User) -> list[MailAccount]:
+    """Group accounts of the user's teams (or assigned to them), for the read-only list."""
+    if user.is_admin:
+        return []
+    stmt = select(MailAccount).where(MailAccount.is_group.is_(True)).order_by(MailAccount.name)
+    return [a for a in session.scalars(stmt) if readable_account(session, user, a.id)]
+
+
 # --- status -------------------------------------------------------------------------------
 
 

@@ -42,6 +42,16 @@ def _account(account_id: int):
     return get_or_404(account_status.visible_account(db(), current_user, account_id))
 
 
+def _readable(account_id: int):
+    """An account to look at: the user's own (or any, for admins), or a team's group account,
+    whose members see its status read-only."""
+    return get_or_404(account_status.readable_account(db(), current_user, account_id))
+
+
+def _manages(account) -> bool:
+    return account_status.visible_account(db(), current_user, account.id) is not None
+
+
 @bp.get("/")
 @login_required
 def index():
@@ -52,6 +62,7 @@ def index():
         "accounts/index.html",
         mine=account_status.personal_accounts(session, current_user.id),
         groups=groups,
+        team_groups=account_status.team_accounts(session, current_user),
         others=others,
         owners=account_status.owner_names(session, groups + others),
     )
@@ -281,10 +292,11 @@ def _status(account, notice: str | None = None, error: bool = False):
 @bp.get("/<int:account_id>")
 @login_required
 def show(account_id: int):
-    account = _account(account_id)
+    account = _readable(account_id)
     return page(
         "accounts/show.html",
         system_account=account_status.is_system_account(db(), account),
+        manages=_manages(account),
         **_status(account),
     )
 
@@ -293,11 +305,11 @@ def show(account_id: int):
 @login_required
 def status(account_id: int):
     """The self-polling panel; 286 (stop polling) once nothing runs or waits."""
-    account = _account(account_id)
+    account = _readable(account_id)
     if not wants_fragment():
         return redirect(url_for("accounts.show", account_id=account.id))
     context = _status(account)
-    response = fragment("accounts/_status.html", **context)
+    response = fragment("accounts/_status.html", manages=_manages(account), **context)
     return response if context["panel"].active else stop_polling(response)
 
 

@@ -14,12 +14,19 @@ from crm.mailbox import conversations, listing
 from crm.web import db, is_htmx, page, services
 
 
+DELETE_FORBIDDEN = (
+    "Deleting mail permanently is switched off for users: move it to Trash, or ask an admin."
+)
+
+
 def apply(action: str, ids: list[int]) -> mail_actions.Done:
     """Apply and commit; a delete the user may not do answers 403, an unknown target 404."""
     try:
         done = mail_actions.apply(db(), current_user, action, ids, request.form.get("target"))
     except mail_actions.ActionError:
-        abort(403 if action == "delete" else 404)
+        if action == "delete":
+            abort(403, description=DELETE_FORBIDDEN)
+        abort(404)
     db().commit()
     mail_actions.drop_unreferenced_blobs(db(), services().blobs, done.blobs)
     return done
@@ -57,7 +64,10 @@ def offer_undo(response, undo: dict | None):
 
 
 def confirm_delete(ids: list[int], back: str, action_url: str, back_url: str):
-    """Deleting for everyone asks first (mail.js asks in a dialog and skips this page)."""
+    """Deleting for everyone asks first (mail.js asks in a dialog and skips this page); a
+    user who may not delete is refused at once, not asked first."""
+    if not mail_actions.may_delete(db(), current_user):
+        abort(403, description=DELETE_FORBIDDEN)
     return page(
         "inbox/confirm_delete.html", ids=ids, folder=back, action_url=action_url, back_url=back_url
     )

@@ -286,6 +286,19 @@ def test_delete_refused_without_permission(user_client, db, rep):
     assert db.get(Email, mail) is not None and state(db, rep.id, mail) is not None
 
 
+def test_unconfirmed_delete_without_permission_is_refused_at_once(user_client, db, rep):
+    mail = make_email(db, users=[rep.id]).id
+    db.commit()
+    for url in (f"/mail/{mail}/action", "/inbox/actions"):
+        response = user_client.post(url, data={"action": "delete", "ids": str(mail)})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 403, url
+        assert "Deleting mail permanently is switched off" in page
+        assert "mail permanently?" not in page and "cannot be undone" not in page
+    db.rollback()
+    assert db.get(Email, mail) is not None
+
+
 def test_hostile_subject_and_sender_are_escaped(user_client, db, rep):
     mail = make_email(
         db,
