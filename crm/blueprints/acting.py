@@ -13,7 +13,6 @@ from crm.mailbox import actions as mail_actions
 from crm.mailbox import conversations, listing
 from crm.web import db, is_htmx, page, services
 
-
 DELETE_FORBIDDEN = (
     "Deleting mail permanently is switched off for users: move it to Trash, or ask an admin."
 )
