@@ -11,13 +11,66 @@
   var body = form.querySelector("textarea[name=body]");
   var format = form.querySelector("input[name=format]");
   if (!area || !source || !body || !format) { return; }
-  area.innerHTML = source.innerHTML;
+  // A quoted or forwarded mail may show its inline images by cid:, which the browser cannot
+  // load (and the page's policy forbids): in the editor they are placeholders, their cid: kept
+  // aside and put back in what is saved. The work is done in <template>s, whose images never load.
+  var loaded = document.createElement("template");
+  loaded.innerHTML = source.innerHTML;
+  Array.prototype.forEach.call(loaded.content.querySelectorAll("img[src]"), function (img) {
+    if (/^cid:/i.test(img.getAttribute("src"))) {
+      img.setAttribute("data-cid-src", img.getAttribute("src"));
+      img.removeAttribute("src");
+    }
+  });
+  area.appendChild(loaded.content);
   area.hidden = false; tools.hidden = false; body.hidden = true; format.value = "html";
-  function sync() { body.value = area.innerHTML; }
+  // An empty paragraph (the line above a signature) has no height and takes no caret: a <br>
+  // makes it a line to write on.
+  Array.prototype.forEach.call(area.querySelectorAll("p, div"), function (block) {
+    if (!block.textContent && !block.querySelector("br, img")) {
+      block.appendChild(document.createElement("br"));
+    }
+  });
+  var to = form.querySelector("input[name=to]");
+  if (form.dataset.fresh) {
+    // A new reply or forward opens with an empty line above the quote, the caret on it, as
+    // in every mail client (otherwise what is typed runs into the "wrote:" line).
+    var first = area.firstElementChild;
+    if (first && (first.textContent || "").trim()) {
+      var line = document.createElement("p");
+      line.appendChild(document.createElement("br"));
+      area.insertBefore(line, first);
+    }
+    if (to && !to.value) {
+      to.focus();
+    } else {
+      area.focus();
+      var range = document.createRange();
+      range.setStart(area.firstElementChild || area, 0);
+      range.collapse(true);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+    }
+  }
+  function html() {
+    var saved = document.createElement("template");
+    saved.innerHTML = area.innerHTML;
+    Array.prototype.forEach.call(saved.content.querySelectorAll("img[data-cid-src]"), function (img) {
+      img.setAttribute("src", img.getAttribute("data-cid-src"));
+      img.removeAttribute("data-cid-src");
+    });
+    return saved.innerHTML;
+  }
+  function sync() { body.value = html(); }
   area.addEventListener("input", sync);
   form.addEventListener("submit", sync);
   document.body.addEventListener("htmx:configRequest", function (evt) {
-    if (form.contains(evt.detail.elt)) { sync(); evt.detail.parameters["body"] = body.value; }
+    // Only the saves (POST) carry the body; an address suggestion (GET) must not put the
+    // whole message into its URL.
+    if (form.contains(evt.detail.elt) && evt.detail.verb === "post") {
+      sync(); evt.detail.parameters["body"] = body.value;
+    }
   });
   tools.addEventListener("click", function (evt) {
     var button = evt.target.closest("button[data-command]");

@@ -26,7 +26,7 @@ from tests.support.crawl_data import seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-MAX_URLS = 1000  # per user, a bound on runaway URLs: the seeded site has about 900 for a user
+MAX_URLS = 1600  # per user, a bound on runaway URLs: the seeded site has about 1200 for a user
 SETTLE_SECONDS = 3.0  # the longest wait for a page's htmx requests to finish
 # Where each finding is also appended the moment it is seen (for whoever fixes it), if set.
 FINDINGS_FILE = os.environ.get("CRM_CRAWLER_FINDINGS")
@@ -69,12 +69,16 @@ def start_paths(data, admin: bool) -> list[str]:
         "/accounts/",
     ]
     if admin:
-        return [*paths, "/admin/", "/admin/teams/", "/admin/settings"]
+        return [*paths, "/compose/", "/admin/", "/admin/teams/", "/admin/settings"]
     return [
         *paths,
         f"/inbox/{data.folder_id}",
         f"/filters/{data.filter_id}",
         f"/accounts/{data.mail_account_id}",
+        # Writing mail, and what became of the mail sent (Sent, Failed, Unknown, Queued, ...).
+        *data.compose_paths,
+        *(f"/mail/{email_id}" for email_id in data.sent_mail_ids.values()),
+        "/inbox/drafts",
     ]
 
 
@@ -269,6 +273,16 @@ class Crawl:
             self._find(url, f"{status} ({how})")
 
 
+def known_bugs(data) -> dict[str, str]:
+    """Findings of known bugs, by URL, each pinned by a strict xfail test elsewhere. They are
+    left out of the crawl's verdict (so it still guards everything else), but must still be
+    found: when one is not, its bug was fixed and its entry here is to be removed."""
+    return {
+        f"/mail/{data.draft_id}/original": "a draft's mail page offers View original, a 404 "
+        "(test_compose_browser.py::test_a_drafts_mail_page_has_no_broken_view_original)",
+    }
+
+
 def snapshot(engine) -> dict:
     """Every row of every table, by primary key: to tell which columns the crawl changed."""
     meta = MetaData()
@@ -294,16 +308,17 @@ def changed_columns(before: dict, after: dict) -> set[str]:
 
 
 @pytest.fixture
-def crawl_site(app, services, imap_server):
+def crawl_site(app, services, imap_server, smtp_server):
     # Static files are cached instead of revalidated on every one of hundreds of pages.
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
-    return seed(services, imap_server)
+    return seed(services, imap_server, smtp_server)
 
 
 def test_a_user_and_an_admin_reach_every_page_without_errors(
     live_server, browser_instance, services, crawl_site
 ):
     findings, counts, state_changes, conversations = [], {}, set(), set()
+    known, known_seen = known_bugs(crawl_site), set()
     for username, admin in ((crawl_site.user, False), (crawl_site.admin, True)):
         context = browser_instance.new_context()
         context.set_default_timeout(10_000)
@@ -318,6 +333,7 @@ def test_a_user_and_an_admin_reach_every_page_without_errors(
             counts[username] = (crawl.visited, len(crawl.queue))
             # The user's lists show conversations (crawl_data): their rows open with ?conversation=.
             conversations |= {key for _, key in crawl.seen if "conversation=" in key}
+            known_seen |= {url for url in known if crawl.findings.pop(url, None)}
             findings += crawl.report()
         finally:
             context.close()
@@ -327,6 +343,10 @@ def test_a_user_and_an_admin_reach_every_page_without_errors(
     assert any(key.startswith("/mail/") for key in conversations), "no conversation was opened"
     assert not findings, f"{len(findings)} URLs fail (visited, left: {counts}):\n" + "\n".join(
         findings
+    )
+    assert known_seen == set(known), (
+        f"known bugs no longer found (fixed? remove them from known_bugs): "
+        f"{[known[url] for url in set(known) - known_seen]}"
     )
     assert state_changes <= STATE_CHANGED_BY_READING, (
         f"GET requests changed {sorted(state_changes - STATE_CHANGED_BY_READING)}"

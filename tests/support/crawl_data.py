@@ -4,7 +4,9 @@ Everything is made the way real use makes it: users by crm.records.users, Accoun
 by the CSV import, the other records by crm.records.records, folders and filters by their domain
 functions, and all mail through the real import from the test Dovecot (so linking, threading,
 bounce and auto-reply detection, attachments, email-to-case and notifications are what a
-fetch produces). Names and subjects are Slovak, Czech, German, Polish, French and Russian.
+fetch produces). Mail written in the CRM goes through the compose form's own steps (a draft,
+the outbox hand-over) and the real delivery to the test SMTP server, which accepts, refuses or
+drops it. Names and subjects are Slovak, Czech, German, Polish, French and Russian.
 """
 
 from __future__ import annotations
@@ -19,10 +21,26 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from crm import settings
+from crm.db import utcnow
 from crm.mail.threadtoken import make_message_id
 from crm.mailbox import folders
 from crm.mailbox.filters import FilterForm, save_filter
-from crm.models import Account, Case, Contact, Email, Lead, Notification, Task, Team, User
+from crm.models import (
+    Account,
+    Case,
+    Contact,
+    Email,
+    Lead,
+    MailAccount,
+    Notification,
+    Task,
+    Team,
+    User,
+)
+from crm.outbound import drafts, outbox, replies
+from crm.outbound.drafts import Upload
+from crm.outbound.sending import deliver_due
 from crm.records import csv_import, from_mail, linking
 from crm.records.records import KINDS, create_record
 from crm.records.users import create_user
@@ -102,6 +120,12 @@ class CrawlData:
     linked_mail_ids: dict[str, int] = field(default_factory=dict)  # parent type -> email id
     record_paths: list[str] = field(default_factory=list)
     mail_count: int = 0
+    # Mail the user sent from the CRM, by what became of it: Sent (one recipient refused),
+    # Failed, Unknown, Queued (still in the undo delay), Scheduled.
+    sent_mail_ids: dict[str, int] = field(default_factory=dict)
+    draft_id: int = 0
+    # The compose form: a new mail, a reply, a reply to all, a forward, the user's draft.
+    compose_paths: list[str] = field(default_factory=list)
 
 
 class _Mailer:
@@ -159,8 +183,9 @@ class _Mailer:
         return message_id, msg.as_bytes()
 
 
-def seed(services, imap_server) -> CrawlData:
-    """Users, records, folders, a filter, two mailboxes and their mail; returns the start ids."""
+def seed(services, imap_server, smtp_server) -> CrawlData:
+    """Users, records, folders, a filter, two mailboxes and their mail, mail sent from the CRM;
+    returns the start ids."""
     data = CrawlData()
     with services.session() as session:
         rep = _users(session)
@@ -241,6 +266,7 @@ def seed(services, imap_server) -> CrawlData:
     with services.session() as session:
         _link_by_hand(session, rep_id, data)
         session.commit()
+    _send_mail(services, smtp_server, rep_id, data)
     return data
 
 
@@ -536,6 +562,99 @@ def _check(session, data: CrawlData) -> None:
     assert any(e.has_attachments for e in emails)
     assert session.scalars(select(Notification)).first() is not None
     assert session.scalars(select(Task).where(Task.email_id.is_not(None))).first() is not None
+
+
+_SMTP_OPTIONS = ("answer_rcpt", "answer_data", "drop")
+
+
+def _send_mail(services, smtp_server, rep_id, data: CrawlData) -> None:
+    """The user's personal account sends through the test SMTP server (and keeps copies in its
+    Sent folder); she answers, forwards and writes mail as the compose form does, and each
+    delivery meets a different server: one accepts all but one recipient, one rejects the
+    message, one drops the connection after the final dot (the outcome is unknown). One mail
+    waits out the undo delay, one is scheduled, one stays a draft with an attachment."""
+    with services.session() as session:
+        account = session.get(MailAccount, data.mail_account_id)
+        account.smtp_host, account.smtp_port = smtp_server.host, smtp_server.port
+        account.smtp_security, account.smtp_auth, account.store_sent = "none", False, True
+        undo = settings.get(session, "undo_send_seconds")
+        settings.put(session, "undo_send_seconds", 0)
+        session.commit()
+    with services.session() as session:
+        rep = session.get(User, rep_id)
+        by_subject = {e.subject: e for e in session.scalars(select(Email).order_by(Email.id))}
+        order = by_subject["Objednávka č. 2024/118 – potvrdenie"]
+        again = by_subject["Re: Re: Objednávka č. 2024/118 – potvrdenie"]  # Cc: a colleague
+        specs = by_subject["Größenänderung der Lieferung – Übersicht"]
+        zsr = _named(session, Account, website="https://www.zsr.sk")
+        lead = _named(session, Lead, last_name="Wiśniewski")
+        when = "12. 3. 2024 9:41"
+
+        answer = replies.reply(session, rep, again, True, when)
+        answer.cc = ", ".join(filter(None, [answer.cc, "nobody@zeleznice.sk"]))
+        answer.body = (
+            "<p>Dobrý deň, pani Nováková,</p><p>termín dodania potvrdzujeme na <b>15. 4.</b>"
+            "</p>" + answer.body
+        )
+        forward = replies.forward(session, rep, specs, when)
+        forward.to = "Jürgen Groß <j.gross@mueller-soehne.de>"
+        forward.body = "<p>Hallo Jürgen, anbei die Übersicht zurück.</p>" + forward.body
+        offer = replies.new_mail(
+            session, rep, "Łukasz Wiśniewski <lukasz@przyklad.pl>", ("Lead", lead.id),
+            subject="Oferta – żółte łożyska",
+        )  # fmt: skip
+        offer.body = "<p>Dzień dobry,</p><p>w załączeniu oferta na <i>500 sztuk</i>.</p>"
+        outcomes = (
+            ("Sent", answer, {"answer_rcpt": {"nobody@zeleznice.sk": "550 5.1.1 No such user"}}),
+            ("Failed", forward, {"answer_data": "554 5.7.1 Message rejected as spam"}),
+            ("Unknown", offer, {"drop": "after_dot"}),
+        )
+        for state, draft, server in outcomes:
+            email = drafts.save(session, services.blobs, rep, draft)
+            session.commit()
+            handed = outbox.submit(session, services.blobs, rep, email)
+            session.commit()
+            smtp_server.script(**{**dict.fromkeys(_SMTP_OPTIONS), **server})
+            [outcome] = deliver_due(services, ids=[handed.entry_id])
+            assert outcome.state == state.lower(), (state, outcome)
+            data.sent_mail_ids[state] = handed.email_id
+        smtp_server.script(**dict.fromkeys(_SMTP_OPTIONS))
+
+        settings.put(session, "undo_send_seconds", 60)
+        session.commit()
+        later = replies.new_mail(
+            session, rep, "Petr Dvořák <petr@dvorak.cz>", subject="Děkuji za schůzku – zápis"
+        )
+        later.body = "<p>Dobrý den,</p><p>posílám zápis ze schůzky.</p>"
+        tomorrow = replies.new_mail(
+            session, rep, "jana.novakova@zeleznice.sk", ("Account", zsr.id),
+            subject="Pripomienka: dodávka 15. 4.",
+        )  # fmt: skip
+        for state, draft, send_at in (
+            ("Queued", later, None),
+            ("Scheduled", tomorrow, utcnow() + timedelta(days=1)),
+        ):
+            email = drafts.save(session, services.blobs, rep, draft)
+            session.commit()
+            handed = outbox.submit(session, services.blobs, rep, email, send_at=send_at)
+            session.commit()
+            data.sent_mail_ids[state] = handed.email_id
+        draft = replies.new_mail(
+            session, rep, "Jana Nováková <jana.novakova@zeleznice.sk>", ("Account", zsr.id),
+            subject="Cenník 2024 – návrh",
+        )  # fmt: skip
+        draft.body = "<p>Návrh cenníka, <b>neposielať</b> pred schválením.</p>"
+        draft.uploads = [Upload("cenník 2024.pdf", "application/pdf", b"%PDF-1.4\n%cennik\n")]
+        data.draft_id = drafts.save(session, services.blobs, rep, draft).id
+        settings.put(session, "undo_send_seconds", undo)
+        session.commit()
+    data.compose_paths = [
+        "/compose/",
+        f"/compose/?reply={order.id}",
+        f"/compose/?reply={again.id}&all=1",
+        f"/compose/?forward={specs.id}",
+        f"/compose/{data.draft_id}",
+    ]
 
 
 # --- bounces ----------------------------------------------------------------------------------
