@@ -74,6 +74,11 @@ def _prefill() -> DraftInput:
         if args.get("forward"):
             return replies.forward(session, current_user, email, when(email))
         return replies.reply(session, current_user, email, bool(args.get("all")), when(email))
+    if args.get("copy", type=int):  # "Send again as a new mail" after a failed or unknown send
+        email = get_or_404(_readable(args.get("copy", type=int)))
+        if email.created_by_id != current_user.id:
+            abort(404)
+        return _input_of(email)
     parent = _parent_arg(args.get("parent_type"), args.get("parent_id", type=int))
     return replies.new_mail(session, current_user, args.get("to", ""), parent)
 
@@ -159,7 +164,7 @@ def _announce(handed, action: str) -> None:
         )
         flash(f"Scheduled to be sent {when}.", "info")
     else:
-        flash(str(handed.email_id), "undo-send")
+        flash("Your mail is on its way: it can still be stopped with Undo send below.", "info")
 
 
 def _saved(email: Email):

@@ -158,8 +158,12 @@ def _store(session, blobs, account, case, outgoing: OutgoingMessage, message_id,
         link_rule="auto-reply",
     )
     email.recipients = [
-        EmailRecipient(position=0, role="to", address_id=rows[to[1].lower()].id, name=to[0])
-    ]
+        EmailRecipient(
+            position=0, role="from", address_id=rows[account.email_address.lower()].id,
+            name=account.name,
+        ),
+        EmailRecipient(position=1, role="to", address_id=rows[to[1].lower()].id, name=to[0]),
+    ]  # fmt: skip
     session.add(email)
     session.flush()
     entry = OutboxEntry(

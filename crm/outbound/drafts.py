@@ -156,10 +156,12 @@ def _fill(session: Session, email: Email, draft: DraftInput, recipients: dict) -
     email.parent_id = draft.parent_id if draft.parent_type else None
     email.link_rule = "composed" if draft.parent_type else None
     email.date_sent = utcnow()
+    # The sender is a recipient row too ("from"), as on imported mail: the page shows it.
+    sender_row = [("from", "", sender)] if sender else []
     email.recipients = [
         EmailRecipient(position=i, role=role, address_id=addresses[addr.lower()].id, name=name)
         for i, (role, name, addr) in enumerate(
-            (role, name, addr) for role in ROLES for name, addr in recipients[role]
+            [*sender_row, *((role, n, a) for role in ROLES for n, a in recipients[role])]
         )
     ]
     everyone = [(n, a) for group in recipients.values() for n, a in group]

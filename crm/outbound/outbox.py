@@ -87,6 +87,9 @@ def submit(
     raw = to_bytes(outgoing)
     email.raw_sha256, email.size = blobs.put(raw), len(raw)
     email.from_name = sender.name
+    for row in email.recipients:
+        if row.role == "from":
+            row.name = sender.name
     email.status = STATUS_SENDING
     entry = _entry_for(session, email)
     entry.user_id, entry.mail_account_id, entry.from_address = (
@@ -175,15 +178,16 @@ def cancel(session: Session, user: User, email: Email) -> bool:
     )
     if entry is None or entry.state != QUEUED or email.created_by_id != user.id:
         return False
-    entry.state, entry.finished_at = CANCELLED, utcnow()
-    email.status = STATUS_DRAFT
+    now = utcnow()
+    entry.state, entry.finished_at = CANCELLED, now
+    email.status, email.date_sent = STATUS_DRAFT, now
     state = session.scalar(
         select(EmailUserState).where(
             EmailUserState.email_id == email.id, EmailUserState.user_id == user.id
         )
     )
     if state is not None:
-        state.is_outgoing = False
+        state.is_outgoing, state.sort_date = False, now
     return True
 
 

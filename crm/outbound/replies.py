@@ -21,7 +21,12 @@ def _format(boxes) -> str:
     return ", ".join(f'"{b.name}" <{b.address}>' if b.name else b.address for b in boxes)
 
 
-def original_of(session: Session, user: User, email: Email) -> replying.Original:
+def original_of(
+    session: Session, user: User, email: Email, keep_images: bool = False
+) -> replying.Original:
+    """The stored mail as the input of the reply rules; `keep_images` keeps its cid: images
+    (a forward carries their parts; a reply does not, so it quotes without them)."""
+
     def boxes(role: str) -> tuple[Mailbox, ...]:
         return tuple(Mailbox(r.name, r.address.address) for r in email.recipients if r.role == role)
 
@@ -40,9 +45,15 @@ def original_of(session: Session, user: User, email: Email) -> replying.Original
         date=email.date_sent,
         text=email.body_text or "",
         # cid: images stay as they are: a forward carries the inline parts they point at.
-        html=sanitize.clean(email.body_html, cid_url=keep_cid).html if email.body_html else "",
+        html=sanitize.clean(email.body_html, cid_url=keep_cid if keep_images else _no_image).html
+        if email.body_html
+        else "",
         is_own=sender.address.lower() in mine,
     )
+
+
+def _no_image(_content_id: str) -> None:
+    return None
 
 
 def signature_html(user: User) -> str:
@@ -97,7 +108,7 @@ def reply(
 
 
 def forward(session: Session, user: User, email: Email, when_text: str) -> DraftInput:
-    original = original_of(session, user, email)
+    original = original_of(session, user, email, keep_images=True)
     return DraftInput(
         from_address=default_from(session, user),
         subject=replying.forward_subject(original.subject),

@@ -341,11 +341,6 @@ def test_a_failed_send_shows_the_servers_words(
     _shot(page, tmp_path, "mail-failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compose.new ignores ?copy=<id> (crm/blueprints/compose.py _prefill): the failed "
-    "mail page's 'Send again as a new mail' opens an empty form",
-)
 def test_send_again_copies_the_failed_mail(live_server, browser, services, smtp_server, rep):
     email_id = _handed_over(services, rep, "Zamietnutá ponuka", to="ann@customer.example")
     smtp_server.script(answer_data="554 5.7.1 Message rejected as spam")
@@ -359,11 +354,6 @@ def test_send_again_copies_the_failed_mail(live_server, browser, services, smtp_
     expect(_editor(page)).to_contain_text("Dobrý deň.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mail sent from the CRM has no 'from' recipient row (crm/outbound/drafts.py _fill), "
-    "so its page shows From as the display name only, without the address",
-)
 def test_the_sent_mail_page_names_the_from_address(
     live_server, browser, services, smtp_server, rep
 ):
@@ -375,11 +365,6 @@ def test_the_sent_mail_page_names_the_from_address(
     expect(page.locator(".mailhead .people")).to_contain_text("rep@example.com", timeout=2000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox.cancel leaves Email.date_sent (and the Drafts sort date) at the send's due "
-    "time, so the undone draft says 'Draft saved' at a time in the future",
-)
 def test_an_undone_send_is_not_dated_in_the_future(live_server, browser, services, rep):
     _undo_seconds(services, 60)
     email_id = _handed_over(services, rep, "Neskôr")
@@ -392,12 +377,6 @@ def test_an_undone_send_is_not_dated_in_the_future(live_server, browser, service
         assert session.get(Email, email_id).date_sent <= utcnow()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crm/templates/mail/_actions.html offers 'View original' on a draft, which has no "
-    "raw message: /mail/<id>/original answers 404 (the draft is reachable from its record's "
-    "History)",
-)
 def test_a_drafts_mail_page_has_no_broken_view_original(live_server, browser, services, rep):
     with services.session() as session:
         draft = DraftInput(from_address="rep@example.com", to="ann@customer.example", subject="K")
@@ -437,12 +416,6 @@ def test_forward_carries_an_inline_image_the_editor_cannot_load(
     assert parts["<logo@customer>"].get_content() == PNG
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reply quotes the original's HTML with its cid: images (crm/outbound/replies.py "
-    "original_of keeps cid: URLs) but carries none of their parts: the recipient gets broken "
-    "images",
-)
 def test_a_reply_quoting_an_inline_image_sends_no_dangling_cid(
     live_server, browser, db, services, smtp_server, rep
 ):

@@ -277,10 +277,7 @@ def known_bugs(data) -> dict[str, str]:
     """Findings of known bugs, by URL, each pinned by a strict xfail test elsewhere. They are
     left out of the crawl's verdict (so it still guards everything else), but must still be
     found: when one is not, its bug was fixed and its entry here is to be removed."""
-    return {
-        f"/mail/{data.draft_id}/original": "a draft's mail page offers View original, a 404 "
-        "(test_compose_browser.py::test_a_drafts_mail_page_has_no_broken_view_original)",
-    }
+    return {}
 
 
 def snapshot(engine) -> dict:
