@@ -55,26 +55,34 @@ def enqueue_fetch(queue: Queue, account_id: int) -> bool:
     return True
 
 
+def _waiting(connection: Redis, job_id: str) -> bool:
+    try:
+        job = JsonJob.fetch(job_id, connection=connection)
+    except Exception:  # noqa: BLE001 - no such job, or one saved by an older version
+        return False
+    return job.get_status(refresh=False) in ("queued", "scheduled", "deferred")
+
+
 # The delivery job by its import path, like the fetch job.
 SEND_JOB = "workers.jobs.send_due"
 
 
-def send_job_id(entry_id: int) -> str:
-    return f"send-outbox-{entry_id}"
+def send_job_id(due_at: datetime) -> str:
+    """One job per second of due time: a burst of mail handed over together shares a job."""
+    return f"send-due-{due_at.replace(tzinfo=UTC).strftime('%Y%m%d%H%M%S')}"
 
 
 def enqueue_send(queue: Queue, entry_id: int, due_at: datetime) -> None:
-    """Queue delivery of one outbox row for its due time (the undo delay or the schedule).
+    """Queue delivery of what is due at `due_at` (the undo delay or the schedule).
 
-    The job only names the row; it sends whatever is due when it runs, so a job that runs
-    late, twice or after an undo does no harm (crm.outbound.outbox owns the state).
+    The job only names a row; it sends whatever is due when it runs, so a job that runs
+    late, twice or after an undo does no harm (crm.outbound.outbox owns the state), and a
+    job already waiting for that second is not queued again.
     """
-    kwargs = {
-        "job_id": send_job_id(entry_id),
-        "job_timeout": 600,
-        "result_ttl": 300,
-        "failure_ttl": 86400,
-    }
+    job_id = send_job_id(due_at)
+    if _waiting(queue.connection, job_id):
+        return  # (a job that already runs may have taken its last batch: queue another)
+    kwargs = {"job_id": job_id, "job_timeout": 600, "result_ttl": 300, "failure_ttl": 86400}
     if due_at <= utcnow():
         queue.enqueue(SEND_JOB, entry_id, **kwargs)
     else:

@@ -16,6 +16,12 @@ from crm.config import Config
 from crm.queue import JsonJob, mail_queue
 
 
+def _preload_jobs() -> None:
+    """Import the job module before RQ forks a work horse per job: otherwise every job
+    imports the app and builds its services again (about a second per job)."""
+    import workers.jobs  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> None:
     """Work the configured queue until stopped (or, with --burst, until it is empty)."""
     parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
@@ -24,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     config = Config.from_env()
     connection = Redis.from_url(config.redis_url)
     queue = mail_queue(connection, config.queue_name)
+    _preload_jobs()
     worker = Worker([queue], connection=connection, serializer=queue.serializer, job_class=JsonJob)
     worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
 

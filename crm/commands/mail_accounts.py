@@ -68,6 +68,8 @@ def add_account(
         raise click.ClickException("--password-env is required with --host")
     if not host and not smtp_host:
         raise click.ClickException("give --host (IMAP), --smtp-host, or both")
+    if store_sent and not host:
+        raise click.ClickException("--store-sent needs --host: the copy goes to an IMAP folder")
     smtp = {
         "smtp_host": smtp_host,
         "smtp_port": smtp_port,

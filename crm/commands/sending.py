@@ -175,4 +175,5 @@ def send_test(account_id, to):
         try:
             click.echo(send_test_mail(services, session, account, to))
         except MailError as exc:
-            raise click.ClickException(getattr(exc, "reply", None) or str(exc)) from exc
+            words = getattr(exc, "reply", None) or getattr(exc, "plain", None) or str(exc)
+            raise click.ClickException(words) from exc

@@ -287,7 +287,10 @@ class SmtpConnection:
         if settings.security not in SECURITY:
             raise SmtpPermanent(plain=f"unknown security setting {settings.security!r}")
         self.settings = settings
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        # Loading the system CAs costs tens of milliseconds: only for a connection that uses TLS.
+        if ssl_context is None and settings.security != "none":
+            ssl_context = ssl.create_default_context()
+        self.ssl_context = ssl_context
         self.greeting = ""
         self._client: _Client | None = None
         self._dirty = False  # a transaction failed: RSET (or reconnect) before the next one

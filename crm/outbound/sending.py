@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only, selectinload
 
 from crm.accounts import manage
 from crm.db import utcnow
@@ -71,8 +71,13 @@ def _deliver_group(services, account_id, entry_ids, ssl_context, claim) -> list[
     copies: list[int] = []
     try:
         account = session.get(MailAccount, account_id) if account_id else None
+        # The batch's rows, their recipients and the few mail columns sending needs, loaded
+        # once: per mail there is then the phase commit, the send and the outcome.
+        entries = _entries(session, entry_ids)
+        emails = _emails(session, [e.email_id for e in entries.values()])
+        users = _user_addresses(session)
         for entry_id in entry_ids:
-            entry = session.get(OutboxEntry, entry_id)
+            entry = entries[entry_id]
             if account is None or not account.smtp_host:
                 outbox.mark_failed(
                     session, entry, None, "The account that sends this mail is gone."
@@ -91,7 +96,7 @@ def _deliver_group(services, account_id, entry_ids, ssl_context, claim) -> list[
                 session.commit()
                 continue  # swept back after its lease ran out: another worker's now
             session.commit()
-            outcome, broken = _send_one(services, session, conn, entry)
+            outcome, broken = _send_one(services, session, conn, entry, emails, users)
             outcomes.append(outcome)
             if outcome.state == SENT and account.store_sent and account.imap_host:
                 copies.append(entry.email_id)
@@ -131,7 +136,9 @@ def _open(services, session: Session, account: MailAccount, ssl_context):
     settings_ = manage.smtp_settings(
         session, account, services.secret_box, services.config.mail_host_allowlist
     )
-    context = ssl_context or manage.tls_context_for(services.config.mail_ca_file)
+    context = ssl_context
+    if context is None and account.smtp_security != "none":  # building one costs 40-170 ms
+        context = manage.tls_context_for(services.config.mail_ca_file)
     conn = SmtpConnection(settings_, ssl_context=context)
     conn.__enter__()
     return conn
@@ -144,9 +151,36 @@ def _close(conn) -> None:
         log.debug("closing an SMTP connection failed", exc_info=True)
 
 
-def _send_one(services, session: Session, conn, entry: OutboxEntry) -> tuple[Outcome, bool]:
+def _entries(session: Session, ids: list[int]) -> dict[int, OutboxEntry]:
+    stmt = (
+        select(OutboxEntry)
+        .where(OutboxEntry.id.in_(ids))
+        .options(selectinload(OutboxEntry.recipients))
+    )
+    return {e.id: e for e in session.scalars(stmt)}
+
+
+def _emails(session: Session, ids: list[int]) -> dict[int, Email]:
+    columns = (Email.id, Email.raw_sha256, Email.subject, Email.status, Email.date_sent)
+    stmt = select(Email).where(Email.id.in_(ids)).options(load_only(*columns))
+    return {e.id: e for e in session.scalars(stmt)}
+
+
+def _user_addresses(session: Session) -> dict[str, int]:
+    """Every CRM user's address (lower-cased) -> user id: who gets sent mail in their Inbox."""
+    stmt = (
+        select(EmailAddress.lower, EmailAddressLink.entity_id)
+        .join(EmailAddressLink, EmailAddressLink.address_id == EmailAddress.id)
+        .where(EmailAddressLink.entity_type == "User")
+    )
+    return dict(session.execute(stmt).all())
+
+
+def _send_one(
+    services, session: Session, conn, entry: OutboxEntry, emails: dict, users: dict
+) -> tuple[Outcome, bool]:
     """Send one mail on an open connection; (outcome, whether the connection is unusable)."""
-    email = session.get(Email, entry.email_id)
+    email = emails[entry.email_id]
     raw = services.blobs.get(email.raw_sha256)
     recipients = [r.address for r in entry.recipients]
     try:
@@ -168,7 +202,7 @@ def _send_one(services, session: Session, conn, entry: OutboxEntry) -> tuple[Out
     except MailError as exc:  # anything else the transport raises: safe to retry
         outbox.retry_later(session, entry, None, _words(exc))
         return _outcome(entry), True
-    record_sent(session, entry, email, delivery)
+    record_sent(session, entry, email, delivery, users)
     return _outcome(entry), False
 
 
@@ -181,7 +215,9 @@ def _failed_before_data(session: Session, entry: OutboxEntry, exc: MailError) ->
     return _outcome(entry)
 
 
-def record_sent(session: Session, entry: OutboxEntry, email: Email, delivery: Delivery) -> None:
+def record_sent(
+    session: Session, entry: OutboxEntry, email: Email, delivery: Delivery, users: dict
+) -> None:
     now = utcnow()
     entry.state, entry.lease_until, entry.finished_at = SENT, None, now
     entry.last_code, entry.last_reply = _code(delivery.reply), delivery.reply
@@ -191,7 +227,7 @@ def record_sent(session: Session, entry: OutboxEntry, email: Email, delivery: De
         if r.address.lower() in accepted:
             r.state, r.reply = "accepted", ""
     email.status, email.date_sent = STATUS_SENT, now
-    _deliver_to_users(session, email, entry, accepted)
+    _deliver_to_users(session, email, entry, accepted, users)
     if delivery.refused:
         names = ", ".join(f.address for f in delivery.refused)
         _notify_owner(session, entry, email, f"Not delivered to {names}")
@@ -205,18 +241,18 @@ def _record_refusals(entry: OutboxEntry, refused) -> None:
             r.state, r.code, r.reply = "refused", f.code, f.reply
 
 
-def _deliver_to_users(session: Session, email: Email, entry: OutboxEntry, accepted) -> None:
+def _deliver_to_users(
+    session: Session, email: Email, entry: OutboxEntry, accepted, users: dict
+) -> None:
     """Recipients who are CRM users get the mail in their Inbox now (their own fetch of it
     later finds it by Message-ID and adds nothing)."""
-    users = session.execute(
-        select(EmailAddressLink.entity_id)
-        .join(EmailAddress, EmailAddress.id == EmailAddressLink.address_id)
-        .where(EmailAddressLink.entity_type == "User", EmailAddress.lower.in_(accepted))
-    ).scalars()
+    receivers = {users[a] for a in accepted if a in users} - {entry.user_id}
+    if not receivers:
+        return
     have = set(
         session.scalars(select(EmailUserState.user_id).where(EmailUserState.email_id == email.id))
     )
-    for user_id in set(users) - have - {entry.user_id}:
+    for user_id in receivers - have:
         session.add(EmailUserState(email_id=email.id, user_id=user_id, sort_date=email.date_sent))
         notify(
             session,
