@@ -224,5 +224,5 @@ def test_address_suggestions_find_contacts(user_client, rep, db):
     records.contact(db, first="Zoltán", last="Hidden", addresses=["zoltan@other.example"])
     db.commit()
     found = user_client.get("/compose/addresses?field=to&to=zo").get_data(as_text=True)
-    assert '&#34;Žofia Nováková&#34; &lt;zofia@customer.example&gt;' in found
+    assert "&#34;Žofia Nováková&#34; &lt;zofia@customer.example&gt;" in found
     assert "zoltan@other.example" not in found  # a record the user may not see stays hidden
