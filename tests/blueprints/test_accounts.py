@@ -556,8 +556,13 @@ def test_group_accounts_are_for_admins_only(user_client, services, db, imap_serv
     assert user_client.get("/accounts/group/new").status_code == 404
     assert user_client.post("/accounts/group/new", data=account_form()).status_code == 404
     assert user_client.post("/accounts/test", data=account_form(group="1")).status_code == 404
-    assert user_client.get(f"/accounts/{group}").status_code == 404
+    # Its assigned user sees its status, read-only (issue 16); managing it stays refused.
+    page = user_client.get(f"/accounts/{group}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "read-only" in text and "Fetch now" not in text and f"/accounts/{group}/edit" not in text
     assert user_client.get(f"/accounts/{group}/edit").status_code == 404
+    assert user_client.post(f"/accounts/{group}/fetch").status_code == 404
 
 
 def test_admins_create_and_edit_group_accounts(admin_client, make_user, services, db):
