@@ -7,14 +7,14 @@ import os
 import sys
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from crm.accounts.manage import AccountError, create_account
+from crm.commands.context import app_services, user_or_fail
 from crm.inbound.sync import Budget, SyncSummary, sync_account
 from crm.mailbox.export import export_user_mail
-from crm.models import MailAccount, User
+from crm.models import MailAccount
 from crm.records.users import team_named
 
 
@@ -25,17 +25,6 @@ def register(group) -> None:
     group.add_command(fetch)
     group.add_command(export)
     group.add_command(scheduler)
-
-
-def _services():
-    return current_app.extensions["crm"]
-
-
-def _user(session, username: str) -> User:
-    user = session.scalars(select(User).where(User.username == username)).first()
-    if user is None:
-        raise click.ClickException(f"no user {username!r}")
-    return user
 
 
 @click.command("add")
@@ -80,10 +69,10 @@ def add_account(
         "store_sent": store_sent,
         "sent_folder": sent_folder,
     }
-    services = _services()
+    services = app_services()
     try:
         with services.session() as session:
-            user = _user(session, username)
+            user = user_or_fail(session, username)
             team_ids = [team_named(session, t).id for t in teams]
             account = create_account(
                 session,
@@ -120,7 +109,7 @@ def _env_secret(name: str) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def fetch(account_id, as_json):
     """Run the sync to completion in the foreground."""
-    services = _services()
+    services = app_services()
     with services.session() as session:
         ids = (
             [account_id]
@@ -185,9 +174,9 @@ def _fetch_one(services, account_id: int, show_progress: bool):
 @click.option("--folder")
 def export(username, folder):
     """Print the user's mail as JSON lines."""
-    services = _services()
+    services = app_services()
     with services.session() as session:
-        user = _user(session, username)
+        user = user_or_fail(session, username)
         for row in export_user_mail(session, user.id, folder):
             click.echo(json.dumps(row, ensure_ascii=False))
 
@@ -202,4 +191,4 @@ def scheduler(poll):
     from workers.schedule import run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
-    run_forever(_services(), poll_seconds=poll)
+    run_forever(app_services(), poll_seconds=poll)

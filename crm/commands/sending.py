@@ -7,13 +7,12 @@ import mimetypes
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
+from crm.commands.context import app_services, user_or_fail
 from crm.db import utcnow
 from crm.mail.errors import MailError
-from crm.models import Email, MailAccount, User
+from crm.models import Email, MailAccount
 from crm.outbound import drafts, outbox, replies
 from crm.outbound.drafts import DraftError, DraftInput, Upload
 from crm.outbound.senders import SendRefused
@@ -28,17 +27,6 @@ def register(group) -> None:
     box.add_command(list_rows)
     group.add_command(box)
     group.add_command(send_test)
-
-
-def _services():
-    return current_app.extensions["crm"]
-
-
-def _user(session, username: str) -> User:
-    user = session.scalars(select(User).where(User.username == username)).first()
-    if user is None:
-        raise click.ClickException(f"no user {username!r}")
-    return user
 
 
 @click.command("send")
@@ -63,9 +51,9 @@ def send(
     if bool(text_file) == bool(html_file):
         raise click.ClickException("give exactly one of --text-file and --html-file")
     body_path = Path(html_file or text_file)
-    services = _services()
+    services = app_services()
     with services.session() as session:
-        user = _user(session, username)
+        user = user_or_fail(session, username)
         draft = DraftInput(
             from_address=sender,
             to=", ".join(to),
@@ -125,7 +113,7 @@ def _line(result: dict) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def run(as_json):
     """Deliver what is due now in this process (as a burst worker would)."""
-    services = _services()
+    services = app_services()
     outcomes = []
     while batch := deliver_due(services):
         outcomes += batch
@@ -142,7 +130,7 @@ def run(as_json):
 @click.option("--json", "as_json", is_flag=True)
 def list_rows(as_json):
     """Every outbox row: its mail, state, attempts, last reply, refused recipients."""
-    services = _services()
+    services = app_services()
     with services.session() as session:
         for entry in outbox.rows(session):
             row = {
@@ -167,7 +155,7 @@ def list_rows(as_json):
 @click.option("--to", "to", required=True)
 def send_test(account_id, to):
     """Send a test mail through one account's SMTP server; prints the server's reply."""
-    services = _services()
+    services = app_services()
     with services.session() as session:
         account = session.get(MailAccount, account_id)
         if account is None or not account.smtp_host:
