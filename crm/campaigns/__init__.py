@@ -1,0 +1,1 @@
+"""Mass mail: target lists, campaigns through the outbox, opt-out and opt-in."""
