@@ -27,4 +27,5 @@ from crm.models.records import (  # noqa: F401
 )
 from crm.models.rules import EmailFilter  # noqa: F401
 from crm.models.settings import Setting  # noqa: F401
+from crm.models.templates import EmailTemplate, TemplateAttachment, email_template_teams  # noqa: F401
 from crm.models.users import Team, User, team_members  # noqa: F401
