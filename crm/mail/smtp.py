@@ -24,13 +24,14 @@ import base64
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.base64mime import body_encode
 from typing import Self
 
-from crm.mail.errors import SmtpError
+from crm.mail.errors import MailError, SmtpError
 from crm.mail.hosts import Endpoint
+from crm.mail.xoauth2 import xoauth2
 
 SECURITY = ("ssl", "starttls", "none")
 
@@ -47,6 +48,10 @@ class SmtpSettings:
     auth: bool = True
     timeout: float = 30
     helo: str | None = None  # the name we give in EHLO; None: this machine's FQDN (smtplib's)
+    # OAuth2 accounts log in with AUTH XOAUTH2 and this bearer token instead of a password;
+    # `renew_token` gives a fresh one when the server refuses it (revoked or expired early).
+    access_token: str = field(default="", repr=False)
+    renew_token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -276,6 +281,30 @@ class _Client(smtplib.SMTP):
         return self.getreply()
 
 
+def _login_xoauth2(client: _Client, s: SmtpSettings) -> None:
+    """AUTH XOAUTH2; once more with a renewed token if the server refuses the first.
+
+    smtplib's auth() takes a 503 ("already authenticated" or "bad sequence") as success: only
+    235 is. A refusal first comes as a 334 challenge (a JSON error) answered with an empty line."""
+    token = s.access_token
+    for attempt in (1, 2):
+        try:
+            code, resp = client.auth(
+                "XOAUTH2",
+                lambda challenge=None, token=token: (
+                    xoauth2(s.login, token) if challenge is None else ""
+                ),
+            )
+        except smtplib.SMTPAuthenticationError as exc:
+            if attempt == 1 and s.renew_token is not None and 500 <= exc.smtp_code < 600:
+                token = s.renew_token()
+                continue
+            raise
+        if code != 235:
+            raise smtplib.SMTPAuthenticationError(code, resp)
+        return
+
+
 # --- the connection ----------------------------------------------------------------------
 
 
@@ -355,8 +384,11 @@ class SmtpConnection:
                         "AUTH not offered",
                         plain=f"the mail server does not offer a login{where}",
                     )
-                client.login(s.login, s.password)
-        except SmtpError:
+                if s.access_token:
+                    _login_xoauth2(client, s)
+                else:
+                    client.login(s.login, s.password)
+        except MailError:  # ours, or the token renewal's (the account must be reconnected)
             client.close()
             raise
         except Exception as exc:

@@ -19,6 +19,9 @@ every message accepted and kept in `.messages`. Options make it behave like a re
   outcome), `hang="before_data" | "after_dot"` (the same, but never answer and never close,
   for client timeouts). `fail_times=N` limits all of these to the first N transactions since
   the server was made or last `script()`-ed; after that it answers normally.
+- `token_check=callable(login, token) -> bool`: AUTH XOAUTH2 and OAUTHBEARER (RFC 7628) are
+  offered too and a bearer token is accepted when the callable says so (the OAuth tests ask
+  their local provider); a refused token gets the 334 JSON error challenge, then 535.
 - `idle_timeout`: seconds of silence after which the server closes a connection (aiosmtpd's).
 
 Options are plain attributes and may be changed between sends; `script(**options)` changes
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import functools
 import shutil
 import ssl
@@ -43,13 +47,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Session, syntax
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session, syntax
 
 from tests.support.dovecot import free_port
 
 TLS_MODES = ("none", "starttls", "ssl")
 POINTS = ("before_data", "after_dot")
 MECHANISMS = ("PLAIN", "LOGIN")
+BEARER_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
 HANG_SECONDS = 3600  # "forever": the client's timeout or the server's stop ends it first
 
 _OPTIONS = (
@@ -109,13 +114,13 @@ class _Handler:
 
     async def handle_EHLO(self, smtp, session, envelope, hostname, responses):
         session.host_name = hostname  # aiosmtpd leaves this to a 5-argument hook
-        if self.server.login is None:  # nothing to log in to: do not offer AUTH at all
+        if not self.server.has_logins:  # nothing to log in to: do not offer AUTH at all
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
         return responses
 
     async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
         server = self.server
-        if server.login is not None and not session.authenticated:
+        if server.has_logins and not session.authenticated:
             return "530 5.7.0 Authentication required"
         session.crm_transaction = server._begin_transaction()
         if server._failing(session) and server.answer_mail:
@@ -188,6 +193,45 @@ class _ScriptedSMTP(SMTP):
             self.crm_connection = self.crm_server.connections
         super().connection_made(transport)
 
+    async def auth_XOAUTH2(self, _, args: list[str]) -> AuthResult:
+        """ "user=" login ^A "auth=Bearer " token ^A ^A, base64 (Google's XOAUTH2)."""
+        fields = await self._bearer_fields(args)
+        return await self._bearer_result("XOAUTH2", fields.get("user", ""), fields)
+
+    async def auth_OAUTHBEARER(self, _, args: list[str]) -> AuthResult:
+        """RFC 7628: "n,a=login," ^A key=value pairs ^A ^A."""
+        fields = await self._bearer_fields(args)
+        gs2 = fields.pop("", "")
+        login = gs2.split("a=", 1)[1].split(",", 1)[0] if "a=" in gs2 else ""
+        login = login.replace("=2C", ",").replace("=3D", "=")
+        return await self._bearer_result("OAUTHBEARER", login, fields)
+
+    async def _bearer_fields(self, args: list[str]) -> dict[str, str]:
+        raw = args[1].encode() if len(args) > 1 else await self.challenge_auth("")
+        try:
+            text = base64.b64decode(raw, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        fields: dict[str, str] = {}
+        for part in text.split("\x01"):
+            key, sep, value = part.partition("=")
+            if part.startswith("n,"):
+                fields[""] = part
+            elif sep:
+                fields[key] = value
+        return fields
+
+    async def _bearer_result(self, mechanism: str, login: str, fields: dict) -> AuthResult:
+        auth = fields.get("auth", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+        check = self.crm_server.token_check
+        if login and token and check is not None and check(login, token):
+            self.crm_server.logins.append((mechanism, login))
+            return AuthResult(success=True, handled=False, auth_data=LoginPassword(login, b""))
+        # RFC 7628 3.2.2: the error as a challenge, answered by the client with an empty line.
+        await self.challenge_auth('{"status":"401","schemes":"bearer"}')
+        return AuthResult(success=False, handled=False)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         server = self.crm_server
@@ -224,6 +268,7 @@ class SmtpServer:
         auth_require_tls: bool = True,
         idle_timeout: float = 300,
         hostname: str = "localhost",
+        token_check=None,
         **options,
     ):
         if tls not in TLS_MODES:
@@ -234,6 +279,7 @@ class SmtpServer:
         self.tls = tls
         self.login = login
         self.password = password if password is not None else ""
+        self.token_check = token_check
         self.connections = 0
         self.logins: list[tuple[str, str]] = []
         self._transactions = 0
@@ -246,7 +292,8 @@ class SmtpServer:
             "server_hostname": hostname,
             "timeout": idle_timeout,
             "auth_require_tls": auth_require_tls,
-            "auth_exclude_mechanism": [m for m in MECHANISMS if m not in auth_mechanisms],
+            "auth_exclude_mechanism": [m for m in MECHANISMS if m not in auth_mechanisms]
+            + ([] if token_check else list(BEARER_MECHANISMS)),
             "authenticator": self._authenticate,
         }
         if tls == "starttls":
@@ -256,6 +303,10 @@ class SmtpServer:
             # aiosmtpd counts only STARTTLS as encryption; implicit TLS is encrypted throughout.
             kwargs["auth_require_tls"] = False
         self.controller = _Controller(self, **kwargs)
+
+    @property
+    def has_logins(self) -> bool:
+        return self.login is not None or self.token_check is not None
 
     # --- scripting --------------------------------------------------------------------
     def script(self, **options) -> SmtpServer:
