@@ -197,6 +197,41 @@ def imap_server():
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def oauth_provider_server():
+    from tests.support.oauth_provider import ProviderServer
+
+    server = ProviderServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth_provider(oauth_provider_server):
+    """The local OAuth2 provider (tests/support/oauth_provider.py), reset for each test."""
+    provider = oauth_provider_server.provider
+    provider.reset()
+    return provider
+
+
+@pytest.fixture(scope="session")
+def oauth_imap_server(oauth_provider_server):
+    """A Dovecot that also takes XOAUTH2 / OAUTHBEARER logins, checked by the local provider."""
+    import shutil
+    import tempfile
+
+    from tests.support.dovecot import Dovecot
+
+    workdir = tempfile.mkdtemp(prefix="crm-dovecot-oauth-")
+    os.chmod(workdir, 0o755)
+    url = oauth_provider_server.provider.introspection_url
+    server = Dovecot(workdir, oauth2_introspection_url=url).start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture
 def smtp_server():
     from tests.support.smtp import SmtpServer

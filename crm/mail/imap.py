@@ -23,6 +23,7 @@ from imap_tools.imap_utf7 import utf7_decode, utf7_encode
 
 from crm.mail.errors import ImapError
 from crm.mail.hosts import Endpoint
+from crm.mail.xoauth2 import xoauth2
 
 SECURITY = ("ssl", "starttls", "none")
 
@@ -110,11 +111,17 @@ class _Box(BaseMailBox):
         return self._make_client()
 
 
+class ImapLoginRefused(ImapError):
+    """The server refused the login name and password, or the OAuth2 access token."""
+
+    plain = "authentication failed"
+
+
 def _plain_error(exc: BaseException) -> ImapError:
     if isinstance(exc, ImapError):
         return exc
     if isinstance(exc, MailboxLoginError):
-        return ImapError(str(exc), plain="authentication failed", reply=str(exc))
+        return ImapLoginRefused(str(exc), plain="authentication failed", reply=str(exc))
     if isinstance(exc, ssl.SSLError):
         return ImapError(str(exc), plain="secure connection failed (certificate or TLS settings)")
     if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
@@ -145,7 +152,10 @@ class ImapConnection:
         password: str,
         timeout: float = 60,
         ssl_context: ssl.SSLContext | None = None,
+        access_token: str | None = None,
     ):
+        """With an `access_token` (OAuth2 accounts) the login is AUTHENTICATE XOAUTH2 and
+        `password` is not used."""
         if security not in SECURITY:
             raise ImapError(plain=f"unknown security {security!r}")
         context = ssl_context or tls_context()
@@ -157,13 +167,32 @@ class ImapConnection:
                 self.box = _Box(lambda: _PlainClient(endpoint, timeout))
                 if security == "starttls":
                     self._check(self.box.client.starttls(context))
-            self.box.login(login, password, initial_folder=None)
+            if access_token:
+                self._login_xoauth2(login, access_token)
+            else:
+                self.box.login(login, password, initial_folder=None)
         except Exception as exc:
             if self.box is not None:
                 self.box.client.shutdown()  # a refused login must not leak the socket
             raise _plain_error(exc) from exc
         self.client = self.box.client
         self._caps: set[str] | None = None
+
+    def _login_xoauth2(self, login: str, token: str) -> None:
+        """AUTHENTICATE XOAUTH2. A refusal comes as a challenge carrying a JSON error, which
+        is answered with an empty line; imaplib then raises IMAP4.error (not imap-tools'
+        MailboxLoginError) and the caller closes the socket."""
+        response = xoauth2(login, token).encode()
+        try:
+            self.box.client.authenticate(
+                "XOAUTH2", lambda challenge: b"" if challenge else response
+            )
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            raise ImapLoginRefused(
+                str(exc), plain="the mail server did not accept the access token", reply=str(exc)
+            ) from None
 
     def __enter__(self) -> Self:
         return self

@@ -3,6 +3,10 @@
 Runs `dovecot -F` in the foreground as a child process; mail is Maildir++ under the work dir.
 As root, mail is owned by the system user `mail` (Dovecot refuses uid 0). Users can be added
 while it runs (the passwd-file is re-read), so each test can take a fresh, empty mailbox.
+
+`Dovecot(workdir, oauth2_introspection_url=URL)` also accepts XOAUTH2 and OAUTHBEARER logins,
+asking that RFC 7662 endpoint (tests/support/oauth_provider.py) about each token; the
+password passdb is then limited to PLAIN and LOGIN, so a token is never taken for a password.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ def _port_open(port: int) -> bool:
 
 
 class Dovecot:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, oauth2_introspection_url: str | None = None):
         self.dir = Path(workdir)
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.host = "127.0.0.1"
         self.port = free_port()
         self.ssl_port = free_port()
@@ -64,6 +69,12 @@ class Dovecot:
         self._make_cert()
         for user in (*users, *(f"box{n}" for n in range(1, POOL_SIZE + 1))):
             self._add_user_line(user)
+        if self.oauth2_introspection_url:
+            (self.dir / "oauth2.conf.ext").write_text(self._oauth2_args())
+            os.chmod(self.dir / "oauth2.conf.ext", 0o644)
+        stale_penalty = self.dir / "run" / "anvil-auth-penalty"
+        if stale_penalty.exists():
+            stale_penalty.unlink()
         (self.dir / "dovecot.conf").write_text(self._config())
         with open(self.dir / "stderr.log", "wb") as log:
             self.proc = subprocess.Popen(
@@ -258,12 +269,12 @@ last_valid_uid = 0
 first_valid_gid = 0
 log_path = {d}/dovecot.log
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{self._oauth2_mechanisms()}
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {d}/users
-}}
+  args = scheme=PLAIN username_format=%n {d}/users{self._password_mechanisms()}
+}}{self._oauth2_passdb()}
 userdb {{
   driver = passwd-file
   args = username_format=%n {d}/users
@@ -304,6 +315,36 @@ service imap-login {{
   }}
 }}
 """
+
+    # --- OAuth2 (only with oauth2_introspection_url) ----------------------------------
+    def _oauth2_mechanisms(self) -> str:
+        return " xoauth2 oauthbearer" if self.oauth2_introspection_url else ""
+
+    def _password_mechanisms(self) -> str:
+        # Without this a bearer token would also be checked as a plaintext password.
+        return "\n  mechanisms = plain login" if self.oauth2_introspection_url else ""
+
+    def _oauth2_passdb(self) -> str:
+        if not self.oauth2_introspection_url:
+            return ""
+        return f"""
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.dir}/oauth2.conf.ext
+}}"""
+
+    def _oauth2_args(self) -> str:
+        # Dovecot keeps no auth cache by default: an expired or revoked token fails at once.
+        return (
+            "introspection_mode = post\n"
+            f"introspection_url = {self.oauth2_introspection_url}\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+            "timeout_msecs = 5000\n"
+        )
 
 
 def _quote(folder: str) -> str:
