@@ -42,8 +42,11 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Signs sessions and CSRF tokens; generated into the instance folder when unset.
     secret_key: str = ""
-    # Raw mail and attachments, content-addressed.
+    # Raw mail and attachments, content-addressed (the file blob store).
     data_dir: Path = Path()
+    # Where blobs live: "database" (every machine reaches them; the default on PostgreSQL) or
+    # "files" under data_dir (one machine; the default on SQLite). Empty: by the database.
+    blob_store: str = ""
     # Key for secrets at rest (32 bytes, urlsafe base64); instance file when unset.
     secrets_key: str = ""
     # host:port entries that may resolve to private or loopback addresses (tests, on-site servers).
@@ -78,6 +81,7 @@ class Config:
             "redis_url": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             "secret_key": env.get("SECRET_KEY", ""),
             "data_dir": Path(env["CRM_DATA_DIR"]) if env.get("CRM_DATA_DIR") else Path(),
+            "blob_store": env.get("CRM_BLOB_STORE", "").strip().lower(),
             "secrets_key": env.get("CRM_SECRETS_KEY", ""),
             "mail_host_allowlist": env.get("CRM_MAIL_HOST_ALLOWLIST", ""),
             "mail_ca_file": env.get("CRM_MAIL_CA_FILE", ""),

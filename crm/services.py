@@ -10,6 +10,7 @@ import secrets as _secrets
 from functools import cached_property
 
 from redis import Redis
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from crm.config import Config, StartupError
 from crm.db import make_engine, make_session_factory
 from crm.secrets import SecretBox, new_key
-from crm.storage import BlobStore
+from crm.storage import open_store, store_kind
 
 
 def _engine(url: str):
@@ -35,6 +36,13 @@ def _shown(url: str) -> str:
         return "(not a URL)"
 
 
+def _blob_store_kind(config: Config) -> str:
+    try:
+        return store_kind(config.blob_store, config.database_url)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+
+
 class Services:
     def __init__(self, config: Config):
         self.config = config
@@ -42,7 +50,10 @@ class Services:
         self.Session = make_session_factory(self.engine)
         # Domain code that signs or verifies (thread tokens) reads the key lazily from its session.
         self.Session.configure(info={"secret_key": self.secret_key})
-        self.blobs = BlobStore(config.data_dir)
+        self.blobs = open_store(_blob_store_kind(config), config.data_dir, self.engine)
+        # A committed row never names bytes that are not durable: blobs written since the last
+        # commit are synced before the next one, whoever wrote them (web, worker, command).
+        event.listen(self.Session, "before_commit", lambda _session: self.blobs.sync())
 
     @cached_property
     def secret_box(self) -> SecretBox:

@@ -1,9 +1,11 @@
 """The import pipeline for one batch of one folder: dedupe -> filters -> store -> link -> deliver.
 
 Nothing here commits: the sync loop (crm/mail/sync.py) commits a batch's rows, their per-user
-state and the folder cursor in one transaction. Blobs (raw mail, attachments) are written
-before that commit and are content-addressed, so a crash at any point leaves nothing
-half-done and a rerun of the batch converges to the same rows (identity and location are unique).
+state and the folder cursor in one transaction. Blobs (raw mail, attachments) are written and
+made durable before that commit (once per batch: `write_blobs`, or the helper process in
+`prepare`) and are content-addressed, so a crash at any point leaves nothing half-done, no
+committed row names bytes a power cut could take, and a rerun of the batch converges to the
+same rows (identity and location are unique).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from crm.models import (
 from crm.models.mail import STATUS_ARCHIVED
 from crm.outbound import autoreply
 from crm.records import addressbook, cases, linking
-from crm.storage import BlobStore
+from crm.storage import FILES, BlobStore
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Candidate:
 
     uid: int
     header: HeaderItem
-    identity: str
+    identity: str  # without a Message-ID: the header block's hash until the body is here
     headers_only: ParsedMail
     email_id: int | None = None  # set when the message is already stored
     raw: bytes | None = None
@@ -126,6 +128,12 @@ class Candidate:
     attachment_sha256: list[str] = field(default_factory=list)
     attachment_sizes: list[int] = field(default_factory=list)
     group_folder_id: int | None = None  # where a group account's Move filter files new mail
+
+    @property
+    def identity_waits_for_body(self) -> bool:
+        """Without a Message-ID only byte-identical copies are the same mail: the identity is
+        the whole message's hash, known once the body is downloaded."""
+        return self.headers_only.message_id is None and self.email_id is None
 
 
 def plan(
@@ -147,14 +155,15 @@ def plan(
         parsed = parse_headers(item.header)
         identity = identity_for(parsed.message_id, item.header)
         candidates.append(Candidate(uid, item, identity, parsed))
-    deleted = _deleted_identities(session, ctx.account.id, {c.identity for c in candidates})
+    final = {c.identity for c in candidates if not c.identity_waits_for_body}
+    deleted = _deleted_identities(session, ctx.account.id, final)
     if deleted:
         result.skipped += sum(c.identity in deleted for c in candidates)
         candidates = [c for c in candidates if c.identity not in deleted]
-    known = _emails_by_identity(session, {c.identity for c in candidates})
+    known = _emails_by_identity(session, final)
     kept = []
     for cand in candidates:
-        cand.email_id = known.get(cand.identity)
+        cand.email_id = known.get(cand.identity) if cand.identity in final else None
         # Also for mail already stored (from another account): Ignore keeps it out of this one.
         if ctx.filters.ignored(cand.headers_only):
             result.skipped += 1
@@ -184,7 +193,8 @@ def prepare(
     """Parse downloaded messages; with `blob_root`, also store their blobs and drop the payloads.
 
     Runs in a helper process while the previous batch is stored, so it takes and returns plain
-    values. Parsing never raises; a failing disk write does, and stops the sync.
+    values; the blobs it writes are durable before it returns. Parsing never raises; a failing
+    disk write does, and stops the sync.
     """
     blobs = BlobStore(blob_root) if blob_root else None
     out = {}
@@ -199,7 +209,17 @@ def prepare(
         out[uid] = Prepared(
             dataclasses.replace(mail, attachments=bare), blobs.put(raw), shas, sizes
         )
+    if blobs is not None:
+        blobs.sync()
     return out
+
+
+def helper_blob_root(ctx: ImportContext) -> str | None:
+    """The folder `prepare` writes blobs to in the helper process, if it may: files only (the
+    database store writes a batch in one transaction from this process, in `write_blobs`)."""
+    if ctx.blobs.kind == FILES and blobs_before_filters(ctx):
+        return str(ctx.blobs.root)
+    return None
 
 
 def blobs_before_filters(ctx: ImportContext) -> bool:
@@ -232,6 +252,8 @@ def apply_prepared(
             )
             continue
         cand.raw, cand.mail = bodies[cand.uid], done.mail
+        if cand.identity_waits_for_body:
+            cand.identity = done.mail.identity
         cand.raw_sha256, cand.attachment_sizes = done.raw_sha256, list(done.attachment_sizes)
         cand.attachment_sha256 = list(done.attachment_sha256)
 
@@ -240,7 +262,9 @@ def ignored_after_download(
     session: Session, ctx: ImportContext, candidates: list[Candidate]
 ) -> list[Candidate]:
     """Body criteria of Ignore filters can only be checked once the body is here (for mail
-    already stored from another account: its stored body)."""
+    already stored from another account: its stored body). Mail without a Message-ID, whose
+    identity is known only now, is dropped here too when it was deleted for everyone."""
+    candidates = _without_deleted_hashed(session, ctx, candidates)
     stored = {} if blobs_before_filters(ctx) else _stored_mail(session, candidates)
     kept = []
     for cand in candidates:
@@ -248,6 +272,22 @@ def ignored_after_download(
         if mail is None or not ctx.filters.ignored(mail):
             kept.append(cand)
     return kept
+
+
+def _without_deleted_hashed(
+    session: Session, ctx: ImportContext, candidates: list[Candidate]
+) -> list[Candidate]:
+    """Mail without a Message-ID: now that its identity is the whole message's hash, the
+    copies already stored are found and those deleted for everyone left out."""
+    hashed = {c.identity for c in candidates if c.identity_waits_for_body}
+    if not hashed:
+        return candidates
+    known = _emails_by_identity(session, hashed)
+    for cand in candidates:
+        if cand.identity_waits_for_body and cand.identity in known:
+            cand.email_id = known[cand.identity]
+    deleted = _deleted_identities(session, ctx.account.id, hashed)
+    return [c for c in candidates if c.identity not in deleted]
 
 
 def _stored_mail(session: Session, candidates: list[Candidate]) -> dict[int, ParsedMail]:
@@ -267,12 +307,18 @@ def _stored_mail(session: Session, candidates: list[Candidate]) -> dict[int, Par
 
 
 def write_blobs(ctx: ImportContext, candidates: list[Candidate]) -> None:
-    """Raw mail and attachments go to disk before any row refers to them (if not done yet)."""
-    for cand in candidates:
-        if cand.email_id is None and cand.raw is not None and cand.raw_sha256 is None:
-            cand.raw_sha256 = ctx.blobs.put(cand.raw)
-            cand.attachment_sha256 = [ctx.blobs.put(a.payload) for a in cand.mail.attachments]
-            cand.attachment_sizes = [len(a.payload) for a in cand.mail.attachments]
+    """Raw mail and attachments are stored (if not done yet) and made durable, all of the
+    batch at once, before any row refers to them."""
+    todo = [
+        c for c in candidates if c.email_id is None and c.raw is not None and c.raw_sha256 is None
+    ]
+    blobs = [data for c in todo for data in (c.raw, *(a.payload for a in c.mail.attachments))]
+    digests = iter(ctx.blobs.put_many(blobs))
+    for cand in todo:
+        cand.raw_sha256 = next(digests)
+        cand.attachment_sha256 = [next(digests) for _ in cand.mail.attachments]
+        cand.attachment_sizes = [len(a.payload) for a in cand.mail.attachments]
+    ctx.blobs.sync()
 
 
 def store(

@@ -280,7 +280,7 @@ def _start_batch(loop: _Loop, where: _Batches, uids: list[int], parallel: bool) 
     candidates, result = importing.plan(session, ctx, where.folder, where.uidvalidity, headers)
     bodies = conn.fetch_bodies(importing.uids_to_download(ctx, candidates))
     items = [(c.uid, bodies[c.uid]) for c in candidates if c.uid in bodies]
-    blob_root = str(ctx.blobs.root) if importing.blobs_before_filters(ctx) else None
+    blob_root = importing.helper_blob_root(ctx)
     if parallel and items:
         prepared = loop.pool().submit(importing.prepare, items, blob_root, ctx.max_bytes)
     else:
@@ -350,7 +350,7 @@ def _store_one_by_one(loop, where: _Batches, headers, candidates, result) -> Non
             session, ctx, where.folder, where.uidvalidity, {old.uid: headers[old.uid]}
         )
         for cand in fresh:
-            cand.raw, cand.mail = old.raw, old.mail
+            cand.raw, cand.mail, cand.identity = old.raw, old.mail, old.identity
             cand.raw_sha256, cand.attachment_sha256 = old.raw_sha256, old.attachment_sha256
             cand.attachment_sizes = old.attachment_sizes
             if not _try_store(session, ctx, where, cand, result):

@@ -36,7 +36,7 @@ class ParsedAttachment:
 
 @dataclass(frozen=True)
 class ParsedMail:
-    identity: str  # normalised Message-ID, or "hash:<sha256 of the raw header block>"
+    identity: str  # normalised Message-ID, or "hash:<sha256 of the raw message>"
     message_id: str | None = None  # normalised: no angle brackets, domain lower-cased
     subject: str = ""
     from_: Address | None = None
@@ -91,9 +91,12 @@ def header_block(raw: bytes) -> bytes:
 
 
 def identity_for(message_id: str | None, raw: bytes) -> str:
+    """The normalised Message-ID; without one, the hash of the whole message: only
+    byte-identical copies are the same mail (an automated sender's mails can share every
+    header, RFC 5322 3.6.4 makes Message-ID optional)."""
     if message_id:
         return message_id[:500]
-    return "hash:" + hashlib.sha256(header_block(raw)).hexdigest()
+    return "hash:" + hashlib.sha256(raw).hexdigest()
 
 
 def parse(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMail:

@@ -199,7 +199,7 @@ def remember_deleted(session: Session, email_ids: list[int]) -> int:
 
 
 def drop_unreferenced_blobs(session: Session, store: BlobStore, hashes: set[str]) -> int:
-    """After the delete is committed: remove blob files no mail or attachment row still uses."""
+    """After the delete is committed: remove blobs no mail or attachment row still uses."""
     dropped = 0
     for sha in hashes:
         used = session.scalar(
@@ -208,6 +208,6 @@ def drop_unreferenced_blobs(session: Session, store: BlobStore, hashes: set[str]
             )
         )
         if not used:
-            store.path(sha).unlink(missing_ok=True)
+            store.delete(sha)
             dropped += 1
     return dropped

@@ -46,7 +46,7 @@ class Email(Base):
     __tablename__ = "emails"
     __table_args__ = (Index("ix_emails_parent", "parent_type", "parent_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Normalised Message-ID, or "hash:<sha256 of raw headers>" when it has none.
+    # Normalised Message-ID, or "hash:<sha256 of the raw message>" when it has none.
     identity: Mapped[str] = mapped_column(String(512), unique=True)
     message_id: Mapped[str | None] = mapped_column(String(998))
     in_reply_to: Mapped[str | None] = mapped_column(String(998), index=True)

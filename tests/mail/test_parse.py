@@ -3,6 +3,7 @@ fast and the careful reader, plus generated hostile messages. Parsing must never
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import datetime
@@ -324,13 +325,22 @@ def test_message_ids_are_normalised(value, expected):
     assert normalise_message_id(value) == expected
 
 
-def test_identity_without_message_id_hashes_the_header_block_for_both_line_endings():
+def test_header_block_ends_at_the_first_empty_line_for_both_line_endings():
     lf = b"From: a@b.c\nSubject: x\n\nbody one"
     crlf = b"From: a@b.c\r\nSubject: x\r\n\r\nbody two"
     assert header_block(lf) == b"From: a@b.c\nSubject: x"
     assert header_block(crlf) == b"From: a@b.c\r\nSubject: x"
-    assert identity_for(None, lf) == identity_for(None, lf + b"more body")
-    assert identity_for(None, lf).startswith("hash:")
+
+
+def test_identity_without_message_id_hashes_the_whole_message():
+    """Only byte-identical copies share an identity (issue 14): same headers, other body, other
+    mail."""
+    lf = b"From: a@b.c\nSubject: x\n\nbody one"
+    assert identity_for(None, lf) != identity_for(None, lf + b"more body")
+    assert identity_for(None, lf) == identity_for(None, bytes(lf))
+    assert identity_for(None, lf) == "hash:" + hashlib.sha256(lf).hexdigest()
+    assert parse(lf).identity == identity_for(None, lf)
+    assert identity_for("id@x", lf) == "id@x"
 
 
 def test_in_reply_to_takes_the_first_id_and_references_keep_order_without_duplicates():
