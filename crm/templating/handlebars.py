@@ -6,9 +6,9 @@ getattr, so `x.__class__` walks into Python objects and a reached callable gets 
 
 1. Our tokenizer reads the template and accepts only the grammar below; anything else is a
    TemplateError naming the line and column and what is allowed.
-2. pybars3 never sees the author's text: it compiles a canonical source we write from the
-   validated tokens (tags only; each run of text becomes a marker tag whose helper returns it).
-   That also keeps compiling fast: pybars3 parses about 20,000 characters a second.
+2. pybars3's parser never sees the author's text: pybars3's code builder (the part that writes
+   the Python) is driven from our validated tokens, each argument written with repr(). That
+   also keeps compiling fast: pybars3's own parser reads about 5,000 characters a second.
 3. The compiled module's `resolve` and `prepare` are replaced by ours: lookups read dict keys
    only (a dotted path into a str or list gives nothing, never a method), output is text of
    plain values only, and the context is plain_data() (dicts, lists, str, numbers, bool, None).
@@ -32,13 +32,15 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pybars
 from pybars import Scope, strlist
+from pybars._compiler import CodeBuilder
 
 ALLOWED_BLOCKS = ("if", "unless", "each", "with", "ifEqual", "ifNotEqual")
 ALLOWED_HELPERS = ("dateFormat", "numberFormat", "join")
 LOOP_VARIABLES = ("@index", "@first", "@last", "@key")
 CACHE_SIZE = 256
 MAX_NESTING = 16
-MAX_SOURCE = 1_000_000
+MAX_SOURCE = 2_000_000  # characters; text outside tags costs next to nothing
+MAX_TAGS = 5_000  # pybars3's code builder takes about 0.2 ms a tag
 MAX_DATA_DEPTH = 32
 
 ALLOWED = (
@@ -84,14 +86,20 @@ def plain_data(value, _depth: int = 0):
     if isinstance(value, float):
         return float.__float__(value)
     if isinstance(value, Decimal):
-        return str(value)
+        return _exact_str(str(value))
     if isinstance(value, date):  # datetime included
-        return value.isoformat()
+        return _exact_str(value.isoformat())
     if isinstance(value, dict):
         return {_key(k): plain_data(v, _depth + 1) for k, v in value.items() if _visible(k)}
     if isinstance(value, list | tuple):
         return [plain_data(v, _depth + 1) for v in value]
     raise TypeError(f"{type(value).__name__} is not template data")
+
+
+def _exact_str(text) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{type(text).__name__} is not template data")
+    return str.__str__(text)
 
 
 def _visible(key) -> bool:
@@ -111,15 +119,9 @@ def _key(key) -> str:
 class _Tag:
     kind: str  # "open", "close", "else", "comment", "output"
     name: str  # block or helper name; for output of a plain path: ""
-    args: tuple  # canonical argument texts
+    args: tuple  # ("path", segments) or ("literal", value); segment "" is this
     line: int
     column: int
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    canonical: str  # what pybars3 compiles: tags only, text runs as {{t-N}} markers
-    texts: tuple[str, ...]
 
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -157,14 +159,16 @@ def check(source: str) -> None:
     _parse(source)
 
 
-def _parse(source: str) -> _Parsed:
+def _parse(source: str) -> list:
     if not isinstance(source, str):
         raise TypeError("a template is a str")
     if len(source) > MAX_SOURCE:
         raise TemplateError(f"the template is longer than {MAX_SOURCE:,} characters", 1, 1)
     tokens = _tokens(_Source(source))
+    if sum(not isinstance(t, str) for t in tokens) > MAX_TAGS:
+        raise TemplateError(f"the template has more than {MAX_TAGS:,} tags", 1, 1)
     _check_structure(tokens, _Source(source))
-    return _canonical(_strip_standalone(tokens))
+    return _strip_standalone(tokens)
 
 
 def _tokens(src: _Source) -> list:
@@ -317,9 +321,9 @@ _OPTIONS = {
     "join": ("separator",),
 }
 _DEFAULTS = {
-    "dateFormat": ('""',),
-    "numberFormat": ("2", '","', '"."'),
-    "join": ('", "',),
+    "dateFormat": (("literal", ""),),
+    "numberFormat": (("literal", 2), ("literal", ","), ("literal", ".")),
+    "join": (("literal", ", "),),
 }
 _EXAMPLES = {
     "dateFormat": '{{dateFormat closeDate "DD.MM.YYYY"}}',
@@ -352,20 +356,20 @@ def _option(src: _Source, helper: str, key: str, word: _Word) -> str:
             raise src.error(at, f"decimals is a whole number from 0 to 10: {_EXAMPLES[helper]}")
         if not 0 <= int(word.text) <= 10:
             raise src.error(at, f"decimals is a whole number from 0 to 10: {_EXAMPLES[helper]}")
-        return str(int(word.text))
+        return ("literal", int(word.text))
     if word.quoted is None:
         raise src.error(at, f"{key} is a quoted string: {_EXAMPLES[helper]}")
-    return f'"{word.quoted}"'
+    return ("literal", word.quoted)
 
 
 def _value(src: _Source, word: _Word) -> str:
-    """A literal (string, integer, decimal, true, false) or a path, as canonical text."""
+    """A literal (string, integer, decimal, true, false) or a path."""
     if word.key is None and word.quoted is not None:
-        return f'"{word.quoted}"'
-    if word.key is None and (_INTEGER.match(word.text) or word.text in ("true", "false")):
-        return word.text if len(word.text) < 20 else f'"{word.text}"'
-    if word.key is None and _DECIMAL.match(word.text):
-        return f'"{word.text}"'  # pybars3 has no decimal literal; compared as text anyway
+        return ("literal", word.quoted)
+    if word.key is None and word.text in ("true", "false"):
+        return ("literal", word.text == "true")
+    if word.key is None and (_INTEGER.match(word.text) or _DECIMAL.match(word.text)):
+        return ("literal", word.text)  # compared as text: kept as written
     return _path(src, word)
 
 
@@ -379,7 +383,7 @@ _PATH_PROBLEMS = (
 
 
 def _path(src: _Source, word: _Word) -> str:
-    """A validated path in canonical form; the error says which part is not allowed."""
+    """A validated path as ("path", segments); the error says which part is not allowed."""
     if word.key is not None:
         raise src.error(word.at, f"key=value arguments are not allowed here. {ALLOWED}")
     text = word.text
@@ -387,8 +391,10 @@ def _path(src: _Source, word: _Word) -> str:
         raise src.error(word.at, f"a name is expected here, not {text}. {ALLOWED}")
     if text in _RESERVED:
         raise src.error(word.at, f"{text} is a reserved word, not a name. {ALLOWED}")
-    if text == "this" or text in LOOP_VARIABLES:
-        return text
+    if text == "this":
+        return ("path", ("",))
+    if text in LOOP_VARIABLES:
+        return ("path", (text,))
     for sign, message in _PATH_PROBLEMS:
         if sign in text:
             raise src.error(word.at + text.index(sign), f"{message}. {ALLOWED}")
@@ -402,7 +408,7 @@ def _path(src: _Source, word: _Word) -> str:
             what = repr(segment) if segment else "an empty name (.. or a stray dot)"
             raise src.error(offset, f"{what} is not a name: letters, digits and _. {ALLOWED}")
         offset += len(segment) + 1
-    return text
+    return ("path", tuple(text.split(".")))
 
 
 def _check_structure(tokens: list, src: _Source) -> None:
@@ -432,7 +438,7 @@ def _check_structure(tokens: list, src: _Source) -> None:
                 raise _at(token, f"a second {{{{else}}}} in {{{{#{stack[-1][0].name}}}}}")
             stack[-1][1] = True
         inside_each = any(entry[0].name == "each" for entry in stack)
-        if not inside_each and any(a in LOOP_VARIABLES for a in token.args):
+        if not inside_each and any(a[1][0] in LOOP_VARIABLES for a in token.args if a[0] == "path"):
             raise _at(token, "@index, @first, @last and @key exist only inside {{#each}}")
     if stack:
         opened = stack[-1][0]
@@ -470,37 +476,6 @@ def _strip_standalone(tokens: list) -> list:
     return kept
 
 
-def _canonical(tokens: list) -> _Parsed:
-    """The source pybars3 compiles: our tags re-written, text runs as {{t-N}} markers."""
-    parts, texts, run = [], [], []
-
-    def flush():
-        if run:
-            parts.append("{{t-" + str(len(texts)) + "}}")
-            texts.append("".join(run))
-            run.clear()
-
-    for token in tokens:
-        if isinstance(token, str):
-            run.append(token)
-            continue
-        flush()
-        if token.kind == "open":
-            parts.append(_tag_text("#" + token.name, *token.args))
-        elif token.kind == "close":
-            parts.append(_tag_text("/" + token.name))
-        elif token.kind == "else":
-            parts.append("{{else}}")
-        elif token.kind == "output":
-            parts.append(_tag_text(*((token.name,) if token.name else ()), *token.args))
-    flush()
-    return _Parsed("".join(parts), tuple(texts))
-
-
-def _tag_text(*words: str) -> str:
-    return "{{" + " ".join(words) + "}}"
-
-
 # -- compiling and the cache -----------------------------------------------------------------
 
 _cache: OrderedDict[str, object] = OrderedDict()
@@ -514,11 +489,11 @@ def _compiled(source: str):
     found = _cached(key)
     if found is not None:
         return found
-    parsed = _parse(source)
+    tokens = _parse(source)
     with _compile_lock:
         found = _cached(key)  # another thread may have compiled it while this one waited
         if found is None:
-            found = _compile(parsed)
+            found = _compile(tokens)
             with _cache_lock:
                 _cache[key] = found
                 while len(_cache) > CACHE_SIZE:
@@ -534,29 +509,63 @@ def _cached(key: str):
         return found
 
 
-def _compile(parsed: _Parsed):
-    """pybars3's code for our canonical source, run in a namespace whose lookups are ours."""
+def _compile(tokens: list):
+    """pybars3's code for our tokens, run in a namespace whose lookups and output are ours."""
     try:
-        code = pybars.Compiler().precompile(parsed.canonical)
+        code = _code(tokens)
         namespace: dict = {}
         exec(compile(code, "<mail template>", "exec", dont_inherit=True), namespace)  # noqa: S102
-    except Exception as error:  # our grammar is a subset of pybars3's: this is our bug
+    except Exception as error:  # every token was validated: this is our bug, not the author's
         raise TemplateError(f"the template could not be compiled ({error})") from error
-    helpers = dict(_HELPERS)
-    for index, text in enumerate(parsed.texts):
-        helpers[f"t-{index}"] = _text_helper(text)
     namespace.update(
         resolve=_resolve,
         prepare=_prepare,
         resolve_subexpr=_refused,
-        _pybars_={"helpers": helpers},
+        _pybars_={"helpers": dict(_HELPERS)},  # no lookup, no log: only the helpers we wrote
     )
     return namespace["render"]
 
 
-def _text_helper(text: str):
-    run = strlist([text])  # a strlist is output as it is, never escaped again
-    return lambda this: run
+def _code(tokens: list) -> str:
+    """Drive pybars3's CodeBuilder as its compile grammar does, from our tokens not its parser."""
+    builder = CodeBuilder()  # our own instance: pybars3's Compiler shares one between threads
+    builder.start()
+    pending: list[list] = []  # [open tag, body function or None] per open block
+    for token in tokens:
+        if isinstance(token, str):
+            builder.add_literal(token)  # written with repr()
+        elif token.kind == "output":
+            _add_output(builder, token)
+        elif token.kind == "open":
+            pending.append([token, None])
+            builder.start()
+        elif token.kind == "else":
+            pending[-1][1] = builder.finish()
+            builder.start()
+        elif token.kind == "close":
+            opened, body = pending.pop()
+            nested = builder.finish()
+            body, inverse = (body, nested) if body is not None else (nested, None)
+            builder.add_block(opened.name, [_argument(a) for a in opened.args], body, inverse)
+    return builder.finish().full_code
+
+
+def _add_output(builder: CodeBuilder, tag: _Tag) -> None:
+    if tag.name:  # a helper: pybars3 finds it by name in helpers and calls it
+        builder.add_escaped_expand(("simple", tag.name), [_argument(a) for a in tag.args])
+        return
+    (segments,) = (a[1] for a in tag.args)
+    if len(segments) == 1:
+        builder.add_escaped_expand(("simple", segments[0]), [])
+    else:
+        builder.add_escaped_expand(("complex", _argument(tag.args[0])), [])
+
+
+def _argument(argument: tuple) -> str:
+    kind, value = argument
+    if kind == "path":
+        return "resolve(context, " + ", ".join(repr(s) for s in value) + ")"
+    return repr(value)
 
 
 def _refused(*args, **kwargs):
@@ -713,9 +722,9 @@ def _iso(value) -> date | datetime | None:
     if type(value) is not str or not 8 <= len(value) <= 40:
         return None
     try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-        return datetime.fromisoformat(value)
+        if "T" in value or ":" in value:
+            return datetime.fromisoformat(value)
+        return date.fromisoformat(value)
     except ValueError:
         return None
 
