@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from crm.mail.address import normalise_address, split_name
 from crm.models import RECORD_TYPES, Contact, Lead, User
-from crm.records import addressbook, people
+from crm.records import addressbook, people, preferences
 from crm.records.access import get_visible
+from crm.templating import handlebars
 
 PERSON_TYPES = ("User", "Contact", "Lead", "Account")
 
@@ -169,23 +169,17 @@ def sources(session: Session, user: User, parent=None, to_address: str | None = 
     return Sources(views, parent_view, tuple(warnings))
 
 
-def handlebars_context(found: Sources) -> dict:
+def handlebars_context(found: Sources, user: User) -> dict:
     """The parent's fields at the top (`{{name}}`, `{{account.name}}`) and every view by name."""
     context = dict(found.parent or {})
     context.update(found.views)
-    return _plain(context)
+    return handlebars.plain_data(_local_times(context, user.time_zone))
 
 
-def _plain(value):
-    """Only dicts, lists, strings, numbers, booleans and None reach Handlebars."""
+def _local_times(value, time_zone: str | None):
+    """Stored (UTC) times as the reader's wall-clock time, for `{{dateFormat}}`."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
+        return {k: _local_times(v, time_zone) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return preferences.to_local(value, time_zone)
+    return value

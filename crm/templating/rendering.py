@@ -62,6 +62,9 @@ def parsed(text: TemplateText) -> tuple[Parsed, Parsed]:
     with _cache_lock:
         found = _cache.get(key)
     if found is None:
+        # Checked as written, so an error's line and column are those its author sees.
+        handlebars.check(text.subject)
+        handlebars.check(text.body)
         found = (placeholders.parse(text.subject), placeholders.parse(text.body))
         with _cache_lock:
             if len(_cache) >= CACHE_SIZE:
@@ -77,9 +80,7 @@ def _hash(text: TemplateText) -> tuple:
 
 def check(text: TemplateText) -> None:
     """Raise handlebars.TemplateError when the subject or body cannot be rendered."""
-    subject, body = parsed(text)
-    handlebars.check(subject.text)
-    handlebars.check(body.text)
+    parsed(text)
 
 
 def render_template(
@@ -98,7 +99,7 @@ def render_template(
         raise ValueError(f"unknown purpose {purpose!r}")
     subject, body = parsed(text)
     found = context.sources(session, user, parent, to_address)
-    hb_context = context.handlebars_context(found) if found.parent is not None else None
+    hb_context = context.handlebars_context(found, user) if found.parent is not None else None
     warnings = list(found.warnings)
     values = _Values(found.views, user, purpose, links or {}, now, warnings)
     rendered_subject = _one(subject, hb_context, values, html=False, warnings=warnings)
@@ -117,7 +118,6 @@ def _one(part: Parsed, hb_context, values: _Values, *, html: bool, warnings: lis
     if hb_context is not None:
         marked = handlebars.render(part.text, hb_context, html=html)
     else:
-        handlebars.check(part.text)
         marked = part.text
         if "{{" in marked:
             warnings.append("Handlebars expressions ({{...}}) apply only to mail with a record.")
