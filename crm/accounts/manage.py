@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import ssl
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from crm import settings
+from crm.accounts import oauth
 from crm.mail.hosts import parse_allowlist, resolve
-from crm.mail.imap import SECURITY, ImapConnection, tls_context
+from crm.mail.imap import SECURITY, ImapConnection, ImapLoginRefused, tls_context
 from crm.mail.smtp import SECURITY as SMTP_SECURITY
 from crm.mail.smtp import SmtpSettings
 from crm.models import EmailLocation, FolderCursor, MailAccount, Team
@@ -56,10 +57,23 @@ def smtp_settings(
     """How to reach the account's SMTP server: the host checked against private addresses
     exactly as on the IMAP side, then pinned."""
     endpoint = resolve(account.smtp_host, account.smtp_port, host_allowlist(session, env_allowlist))
+    login = account.smtp_login or account.imap_login or account.email_address
+    if oauth.is_oauth(account):
+        refresher = oauth.Refresher.of(account, box)
+        token = refresher.access_token(account.id)
+        return SmtpSettings(
+            endpoint=endpoint,
+            security=account.smtp_security,
+            login=login,
+            auth=True,
+            timeout=timeout,
+            access_token=token,
+            renew_token=lambda: refresher.access_token(account.id, rejected=token),
+        )
     return SmtpSettings(
         endpoint=endpoint,
         security=account.smtp_security,
-        login=account.smtp_login or account.imap_login or account.email_address,
+        login=login,
         password=smtp_password(account, box) if account.smtp_auth else "",
         auth=account.smtp_auth,
         timeout=timeout,
@@ -129,6 +143,58 @@ def create_account(
     return account
 
 
+# A new OAuth2 account fetches this far back until its owner picks another date.
+OAUTH_FETCH_DAYS = 30
+
+
+def create_oauth_account(
+    session: Session,
+    box: SecretBox,
+    *,
+    user_id: int | None,
+    provider: str,
+    grant: oauth.Grant,
+    is_group: bool = False,
+    team_ids: list[int] = (),
+    name: str = "",
+    since: date | None = None,
+) -> MailAccount:
+    """A new account connected with Google or Microsoft: the provider's servers and folders,
+    the mailbox the user signed in to, and the grant's tokens (sealed)."""
+    if not is_group:
+        _check_cap(session, user_id)
+    config = oauth.provider_config(session, box, provider)
+    account = MailAccount(
+        user_id=user_id,
+        is_group=is_group,
+        name=name or grant.email,
+        monitored_folders=["INBOX"],
+        fetch_since=since or date.today() - timedelta(days=OAUTH_FETCH_DAYS),
+        secret_scope=uuid.uuid4().hex,
+    )
+    account.teams = [t for t in (session.get(Team, i) for i in team_ids) if t is not None]
+    oauth.apply_provider(account, config.provider, grant.email)
+    oauth.apply_grant(account, box, provider, grant)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def reconnect_oauth_account(
+    session: Session, box: SecretBox, account: MailAccount, provider: str, grant: oauth.Grant
+) -> None:
+    """New tokens for an account (after "needs re-authorisation"): its cursors are kept, so
+    the next fetch goes on where the last one stopped."""
+    if grant.email.lower() != account.email_address.lower():
+        raise AccountError(
+            f"you signed in as {grant.email}, but this account is {account.email_address}; "
+            "sign in to that mailbox"
+        )
+    if account.oauth_provider not in (None, provider):
+        raise AccountError("this account is connected with another provider")
+    oauth.apply_grant(account, box, provider, grant)
+
+
 def _check_cap(session: Session, user_id: int | None) -> None:
     cap = settings.get(session, "max_personal_accounts")
     if not cap:
@@ -152,8 +218,24 @@ def connect(
     timeout: float = 60,
     ca_file: str | None = None,
 ) -> ImapConnection:
-    """Log in to the account's IMAP server (host checked, then pinned)."""
+    """Log in to the account's IMAP server (host checked, then pinned). OAuth2 accounts log in
+    with a fresh access token, renewed once if the server refuses it (revoked, or expired
+    early at the provider)."""
     endpoint = resolve(account.imap_host, account.imap_port, allowlist)
+    if oauth.is_oauth(account):
+        refresher = oauth.Refresher.of(account, box)
+        token = refresher.access_token(account.id)
+        login = account.imap_login or account.email_address
+        context = tls_context(ca_file)
+        try:
+            return ImapConnection(
+                endpoint, account.imap_security, login, "", timeout, context, access_token=token
+            )
+        except ImapLoginRefused:
+            token = refresher.access_token(account.id, rejected=token)
+            return ImapConnection(
+                endpoint, account.imap_security, login, "", timeout, context, access_token=token
+            )
     return ImapConnection(
         endpoint,
         account.imap_security,

@@ -90,6 +90,21 @@ class MailAccount(Base):
     # The member who got the last case under round-robin; the next one after them is next.
     case_last_assignee_id: Mapped[int | None] = mapped_column(Integer)
     teams: Mapped[list[Team]] = relationship(secondary=mail_account_teams)  # noqa: F821
+    # How IMAP and SMTP log in: "password", or "oauth2" (XOAUTH2 with a provider's token).
+    auth_method: Mapped[str] = mapped_column(
+        String(10), default="password", server_default="password"
+    )
+    oauth_provider: Mapped[str | None] = mapped_column(String(20))
+    # Sealed like the passwords (crm.secrets), bound to this row and field.
+    oauth_access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    oauth_refresh_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    oauth_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Who is refreshing the token right now (a conditional UPDATE takes it; see crm.accounts.oauth).
+    oauth_refresh_claim: Mapped[str | None] = mapped_column(String(32))
+    oauth_refresh_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set when the provider refused the grant: fetch and send stop until the owner reconnects.
+    oauth_reauth_reason: Mapped[str | None] = mapped_column(Text)
+    oauth_reauth_since: Mapped[datetime | None] = mapped_column(DateTime)
     # Sync bookkeeping, read by the status panel.
     sync_state: Mapped[str] = mapped_column(String(10), default="idle")
     sync_claimed_at: Mapped[datetime | None] = mapped_column(DateTime)

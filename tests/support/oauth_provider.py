@@ -291,3 +291,49 @@ def configure(session, box, provider: Provider, imap_server, smtp_server=None, n
     if smtp_server is not None:
         values.update(smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="none")
     oauth.save_provider_config(session, box, name, values, client_secret=CLIENT_SECRET)
+
+
+def make_oauth_account(
+    services,
+    user_id,
+    provider: Provider,
+    imap_server,
+    smtp_server=None,
+    *,
+    email: str | None = None,
+    folders=("INBOX",),
+    since=None,
+    **attrs,
+) -> int:
+    """A Google-type account connected to `provider` for a fresh mailbox of `imap_server`
+    (or `email`), as after the consent; extra attributes are set on the account."""
+    from datetime import date, timedelta
+
+    from crm.accounts import manage, oauth
+    from crm.db import utcnow
+
+    email = email or f"{imap_server.new_user()}@example.com"
+    with services.session() as session:
+        configure(session, services.secret_box, provider, imap_server, smtp_server)
+        access, refresh = provider.grant(email)
+        expires = utcnow() + timedelta(seconds=provider.expires_in)
+        grant = oauth.Grant(email, access, refresh, expires, "")
+        account = manage.create_oauth_account(
+            session,
+            services.secret_box,
+            user_id=user_id,
+            provider="google",
+            grant=grant,
+            since=since or date(2000, 1, 1),
+        )
+        account.monitored_folders = list(folders)
+        for key, value in attrs.items():
+            setattr(account, key, value)
+        session.flush()
+        return account.id
+
+
+def smtp_token_check(provider: Provider):
+    """For SmtpServer(token_check=...): a token is good when the provider says it is the
+    login's, exactly as Dovecot asks the introspection endpoint."""
+    return lambda login, token: provider.owner(token) == login
