@@ -180,7 +180,11 @@ def _tokens(src: _Source) -> list:
             tokens.append(text[position:])
             return [t for t in tokens if t != ""]
         tokens.append(text[position:start])
-        end = text.find("}}", start + 2)
+        if text.startswith("{{!--", start):  # a long comment may hold }} and ends at --}}
+            end = text.find("--}}", start + 5)
+            end = end + 2 if end >= 0 else end
+        else:
+            end = text.find("}}", start + 2)
         if end < 0:
             raise src.error(start, "this {{ is never closed with }}")
         tokens.append(_tag(src, start, end))
@@ -192,8 +196,6 @@ def _tag(src: _Source, start: int, end: int) -> _Tag:
     line, column = _position(src, start)
     first = text[start + 2 : start + 3]
     if first == "!":
-        if text.startswith("{{!--", start) and not text.endswith("--", start, end):
-            raise src.error(start, "a {{!-- comment --}} cannot contain }}")
         return _Tag("comment", "", (), line, column)
     if first in _SIGILS:
         raise src.error(start + 2, f"{_SIGILS[first]}. {ALLOWED}")
