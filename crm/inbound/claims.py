@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from crm.accounts.oauth import NeedsReauthorisation
 from crm.db import utcnow
 from crm.mail.errors import MailError
 from crm.mailbox.notifications import notify
@@ -79,6 +80,8 @@ def record_failure(session: Session, account: MailAccount, error: MailError) -> 
     now = utcnow()
     account.last_error = error.plain
     account.error_since = account.error_since or now
+    if isinstance(error, NeedsReauthorisation):
+        return  # its owner was told once, when the provider refused the grant
     if now - account.error_since < GLITCH:
         return
     if account.error_notified_at and now - account.error_notified_at < NOTIFY_EVERY:

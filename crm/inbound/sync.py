@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from crm import settings
 from crm.accounts.manage import connect, host_allowlist
+from crm.accounts.oauth import needs_reauthorisation, reauth_text
 from crm.db import utcnow
 from crm.inbound import importing
 from crm.inbound.claims import (
@@ -124,6 +125,9 @@ def sync_account(
     started = time.monotonic()
     session = services.Session()
     try:
+        waiting = _waits_for_reconnect(session, account_id)
+        if waiting:
+            return SyncSummary(done=False, error=waiting)
         if not claim(session, account_id, stale_after=stale_after):
             session.commit()
             return SyncSummary(busy=True, done=False)
@@ -145,6 +149,15 @@ def sync_account(
     finally:
         session.close()
     return summary
+
+
+def _waits_for_reconnect(session: Session, account_id: int) -> str | None:
+    """An OAuth2 account the provider refused is not fetched until its owner reconnects it
+    (the reason, for the caller); other accounts are not held up by it."""
+    account = session.get(MailAccount, account_id)
+    reason = reauth_text(account) if account and needs_reauthorisation(account) else None
+    session.rollback()
+    return reason
 
 
 def _sync_folders(services, session, account_id, run, budget, summary, progress) -> None:

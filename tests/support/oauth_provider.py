@@ -10,7 +10,7 @@ Scripting, as plain attributes: `rotate` (each refresh returns a new refresh tok
 one stops working, default True), `refresh_error="invalid_grant"` (the next refreshes answer
 that error), `unavailable=N` (the next N token requests answer 503), `refresh_pause` (seconds a
 refresh waits before answering, so two workers surely overlap), `expires_in`. `expire(token)`
-or `expire_all()` ends access tokens early; `refreshes` counts successful refreshes.
+or `expire_all()` ends access tokens early, `revoke(email)` withdraws a user's grant; `refreshes` counts successful refreshes.
 """
 
 from __future__ import annotations
@@ -83,6 +83,15 @@ class Provider:
         with self.lock:
             for entry in self.access.values():
                 entry["expires"] = 0
+
+    def revoke(self, email: str) -> None:
+        """The user withdrew the grant: its refresh and access tokens stop working."""
+        with self.lock:
+            for token in [t for t, owner in self.refresh.items() if owner == email]:
+                del self.refresh[token]
+            for entry in self.access.values():
+                if entry["email"] == email:
+                    entry["expires"] = 0
 
     def is_active(self, token: str) -> bool:
         entry = self.access.get(token)
