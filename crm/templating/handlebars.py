@@ -614,7 +614,11 @@ def _resolve(context, *segments):
             value = _child(_unwrap(value), segment)
         if value is None:
             return None
-    return _unwrap(value)
+    value = _unwrap(value)
+    return value if type(value) in _DATA_TYPES else None  # never a callable, even if handed one
+
+
+_DATA_TYPES = (dict, list, str, int, float, bool)
 
 
 def _child(value, name: str):
