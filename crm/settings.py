@@ -33,6 +33,11 @@ DEFAULTS: dict[str, object] = {
     "mail_host_allowlist": [],
     # Messages above this size are imported header-only.
     "max_message_bytes": 25 * 1024 * 1024,
+    # The site's public address (https://crm.example.com), for links in mail such as the
+    # opt-out of a mass mail; None until the admin sets it (on the mass mail settings page).
+    "site_url": None,
+    # Ids of the group accounts (and the system account) mass mail may be sent from.
+    "mass_mail_account_ids": None,
 }
 
 

@@ -121,6 +121,7 @@ NAV = [
     ("Opportunities", "records.index", {"kind": "opportunities"}),
     ("Cases", "records.index", {"kind": "cases"}),
     ("Tasks", "records.index", {"kind": "tasks"}),
+    ("Campaigns", "campaigns.index", {}),
     ("Import", "imports.index", {}),
     ("Mail accounts", "accounts.index", {}),
     ("Admin", "admin.index", {}),

@@ -6,6 +6,7 @@ from crm.blueprints import (
     accounts,
     admin,
     auth,
+    campaigns,
     compose,
     filters,
     folders,
@@ -21,7 +22,7 @@ from crm.blueprints import (
 
 AREAS = (
     auth, home, admin, preferences, records, imports, accounts, inbox, mail, linking, folders,
-    filters, notifications, compose,
+    filters, notifications, compose, campaigns,
 )  # fmt: skip
 
 

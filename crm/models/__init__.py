@@ -4,6 +4,14 @@ from crm.models.accounts import FolderCursor, MailAccount, SyncRun, mail_account
 from crm.models.addresses import EmailAddress, EmailAddressLink  # noqa: F401
 from crm.models.blobs import Blob  # noqa: F401
 from crm.models.bounces import DeliveryReport, DeliveryReportRecipient  # noqa: F401
+from crm.models.campaigns import (  # noqa: F401
+    AddressConfirmation,
+    MassMail,
+    MassMailList,
+    MassMailRecipient,
+    TargetList,
+    TargetListMember,
+)
 from crm.models.folders import Folder, folder_teams  # noqa: F401
 from crm.models.mail import (  # noqa: F401
     Attachment,
