@@ -122,6 +122,7 @@ NAV = [
     ("Cases", "records.index", {"kind": "cases"}),
     ("Tasks", "records.index", {"kind": "tasks"}),
     ("Campaigns", "campaigns.index", {}),
+    ("Templates", "templates.index", {}),
     ("Import", "imports.index", {}),
     ("Mail accounts", "accounts.index", {}),
     ("Admin", "admin.index", {}),

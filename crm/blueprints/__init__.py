@@ -18,11 +18,12 @@ from crm.blueprints import (
     notifications,
     preferences,
     records,
+    templates,
 )
 
 AREAS = (
     auth, home, admin, preferences, records, imports, accounts, inbox, mail, linking, folders,
-    filters, notifications, compose, campaigns,
+    filters, notifications, compose, campaigns, templates,
 )  # fmt: skip
 
 
