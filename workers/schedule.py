@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 PREFIX = "periodic:"
 # The outbox sweeper: often enough that a lost send job costs at most this much delay.
 SWEEP_SECONDS = 30
+# Mass mail batches: how often due ones are queued (workers.jobs looks this far ahead).
+MASS_MAIL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ def declared(session: Session) -> list[Periodic]:
     return [
         Periodic("dispatch-fetches", "workers.jobs.dispatch_fetches", period),
         Periodic("sweep-outbox", "workers.jobs.sweep_outbox", SWEEP_SECONDS),
+        Periodic("mass-mail", "workers.jobs.run_mass_mails", MASS_MAIL_SECONDS),
     ]
 
 

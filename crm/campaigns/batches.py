@@ -86,11 +86,14 @@ def due(session: Session, now: datetime) -> list[int]:
     return list(session.scalars(stmt.order_by(MassMail.next_batch_at, MassMail.id)))
 
 
-def queue_batch(session: Session, blobs, found: MassMail, now: datetime | None = None) -> Batch:
-    """Queue the next batch of a running mass mail whose batch is due."""
+def queue_batch(
+    session: Session, blobs, found: MassMail, now: datetime | None = None, ahead=timedelta(0)
+) -> Batch:
+    """Queue the next batch of a running mass mail whose batch is due (within `ahead`: the job
+    runs every so often, and a batch due before its next run is queued now, for its time)."""
     now = now or utcnow()
     result = Batch()
-    if found.status != RUNNING or (found.next_batch_at and found.next_batch_at > now):
+    if found.status != RUNNING or (found.next_batch_at and found.next_batch_at > now + ahead):
         return result
     account = senders.allowed_account(session, found.mail_account_id)
     creator = session.get(User, found.created_by_id) if found.created_by_id else None

@@ -30,6 +30,7 @@ def test_restarting_the_scheduler_never_duplicates_jobs(redis, db):
         reconcile(make_scheduler(redis, "mail"), wanted, "mail")
     assert sorted(_scheduled(make_scheduler(redis, "mail"))) == [
         "periodic:dispatch-fetches",
+        "periodic:mass-mail",
         "periodic:sweep-outbox",
     ]
 
