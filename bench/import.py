@@ -9,6 +9,9 @@ generator from ../shared/mailbench/seed.py (or --seed-script), then reports, in 
     PostgreSQL, msgs/s, and the ratio to imap-tools
   - the no-new-mail incremental sync time of the unchanged folder
   - peak memory (max RSS) of the importing process
+  - the blob store in use (PostgreSQL: the database by default; --pg-files adds a run with
+    CRM_BLOB_STORE=files) and, with --no-sync, the same imports again with os.fsync made a no-op
+    in the importing process: what durability costs (a measurement only, never a setting)
 Nothing is asserted: this reports figures.
 """
 
@@ -66,16 +69,32 @@ def bare_imap_tools(server: Dovecot, user: str) -> dict:
     return {"messages": count, "seconds": round(seconds, 2), "rate": round(count / seconds, 1)}
 
 
-def project_import(server: Dovecot, user: str, database_url: str, work: Path) -> dict:
+# The import without durability, for the measurement only: fsync a no-op in this process (and
+# in the parse helper it forks), then the flask command line as usual.
+NO_FSYNC = (
+    "import os, sys; os.fsync = lambda fd: None; from flask.cli import main; sys.exit(main())"
+)
+
+
+def project_import(
+    server: Dovecot,
+    user: str,
+    database_url: str,
+    work: Path,
+    blob_store: str = "",
+    no_fsync: bool = False,
+) -> dict:
     env = dict(
         os.environ,
         DATABASE_URL=database_url,
         CRM_INSTANCE_DIR=str(work / "instance"),
         CRM_DATA_DIR=str(work / "data"),
+        CRM_BLOB_STORE=blob_store,
         CRM_MAIL_HOST_ALLOWLIST=f"127.0.0.1:{server.port}",
         CRM_MAIL_PASSWORD=PASSWORD,
     )
     flask = [sys.executable, "-m", "flask", "--app", "app"]
+    fetch_cmd = [sys.executable, "-c", NO_FSYNC, "--app", "app"] if no_fsync else flask
 
     def run(*args):
         return subprocess.run(
@@ -121,10 +140,13 @@ def project_import(server: Dovecot, user: str, database_url: str, work: Path) ->
             "2000-01-01",
         )
     )["id"]
-    first = _timed_child([*flask, "crm", "fetch", "--account", str(account), "--json"], env)
-    again = _timed_child([*flask, "crm", "fetch", "--account", str(account), "--json"], env)
+    first = _timed_child([*fetch_cmd, "crm", "fetch", "--account", str(account), "--json"], env)
+    again = _timed_child([*fetch_cmd, "crm", "fetch", "--account", str(account), "--json"], env)
     summary = first["summary"]
     return {
+        "blob_store": blob_store
+        or ("database" if database_url.startswith("postgresql") else "files"),
+        "fsync": not no_fsync,
         "imported": summary["imported"],
         "duplicates": summary["duplicates"],
         "failed": summary["failed"],
@@ -164,6 +186,20 @@ def fresh_pg_database() -> tuple[str, callable]:
     return f"{PG_SERVER.rpartition('/')[0]}/{name}", drop
 
 
+def _import_on(server: Dovecot, db: str, work: Path, blob_store: str, no_fsync: bool) -> dict:
+    """One import on a fresh database of its own."""
+    if db == "sqlite":
+        work.mkdir(parents=True)
+        return project_import(
+            server, "alice", f"sqlite:///{work}/bench.sqlite3", work, blob_store, no_fsync
+        )
+    url, drop = fresh_pg_database()
+    try:
+        return project_import(server, "alice", url, work, blob_store, no_fsync)
+    finally:
+        drop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -175,6 +211,14 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="also run each import with fsync a no-op (the durability cost, measured only)",
+    )
+    ap.add_argument(
+        "--pg-files", action="store_true", help="also import on PostgreSQL with the file store"
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     os.chmod(work, 0o755)
@@ -187,16 +231,18 @@ def main() -> None:
             "corpus_bytes": corpus.get("total_bytes"),
             "imap_tools": bare_imap_tools(server, "alice"),
         }
-        results["sqlite"] = project_import(
-            server, "alice", f"sqlite:///{work}/bench.sqlite3", work / "sqlite"
-        )
+        runs = [("sqlite", "sqlite", "", False)]
+        if args.no_sync:
+            runs.append(("sqlite_no_fsync", "sqlite", "", True))
         if not args.skip_postgres:
-            url, drop = fresh_pg_database()
-            try:
-                results["postgresql"] = project_import(server, "alice", url, work / "pg")
-            finally:
-                drop()
-        for db in ("sqlite", "postgresql"):
+            runs.append(("postgresql", "postgresql", "", False))
+            if args.pg_files:
+                runs.append(("postgresql_files", "postgresql", "files", False))
+                if args.no_sync:
+                    runs.append(("postgresql_files_no_fsync", "postgresql", "files", True))
+        for name, db, blob_store, no_fsync in runs:
+            results[name] = _import_on(server, db, work / name, blob_store, no_fsync)
+        for db in [name for name, *_ in runs]:
             if db in results and results[db]["rate"]:
                 results[db]["vs_imap_tools"] = round(
                     results[db]["rate"] / results["imap_tools"]["rate"], 2
