@@ -1,8 +1,8 @@
 """CLI commands, one module per area; each module exposes `register(group)`."""
 
-from crm.commands import csv_import, mail_accounts, sending, users
+from crm.commands import campaigns, csv_import, mail_accounts, sending, users
 
-AREAS = (users, csv_import, mail_accounts, sending)
+AREAS = (users, csv_import, mail_accounts, sending, campaigns)
 
 
 def register_commands(group) -> None:
