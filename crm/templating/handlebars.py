@@ -75,12 +75,31 @@ def plain_data(value, _depth: int = 0):
     Dates become ISO strings, Decimal a string; keys starting with "_" are left out (no template
     can name them); anything else (objects, callables, sets, bytes) raises TypeError.
     """
-    if _depth > MAX_DATA_DEPTH:
+    kind = type(value)
+    if kind in _SCALARS:  # exact and immutable: shared, not copied
+        return value
+    if _depth >= MAX_DATA_DEPTH:
         raise TypeError(f"template data nested deeper than {MAX_DATA_DEPTH} levels")
-    if value is None or isinstance(value, bool):
-        return value if value is None else bool(value)
+    if kind is dict:
+        return {
+            _key(key): plain_data(item, _depth + 1)
+            for key, item in value.items()
+            if not (type(key) is str and key.startswith("_"))
+        }
+    if kind is list or kind is tuple:
+        return [plain_data(item, _depth + 1) for item in value]
+    return _plain_other(value, _depth)
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _plain_other(value, depth: int):
+    """Subclasses made exact (whatever they override), dates and decimals as text."""
+    if isinstance(value, bool):
+        return bool(value)
     if isinstance(value, str):
-        return str.__str__(value)  # an exact str, whatever the subclass overrides
+        return str.__str__(value)
     if isinstance(value, int):
         return int.__int__(value)
     if isinstance(value, float):
@@ -90,9 +109,9 @@ def plain_data(value, _depth: int = 0):
     if isinstance(value, date):  # datetime included
         return _exact_str(value.isoformat())
     if isinstance(value, dict):
-        return {_key(k): plain_data(v, _depth + 1) for k, v in value.items() if _visible(k)}
+        return plain_data(dict(value.items()), depth)
     if isinstance(value, list | tuple):
-        return [plain_data(v, _depth + 1) for v in value]
+        return plain_data(list(value), depth)
     raise TypeError(f"{type(value).__name__} is not template data")
 
 
@@ -102,14 +121,12 @@ def _exact_str(text) -> str:
     return str.__str__(text)
 
 
-def _visible(key) -> bool:
-    return not (isinstance(key, str) and key.startswith("_"))
-
-
 def _key(key) -> str:
+    if type(key) is str:
+        return key
     if not isinstance(key, str):
         raise TypeError(f"template data keys are strings, not {type(key).__name__}")
-    return str.__str__(key)
+    return _plain_other(key, 0)
 
 
 # -- tokens and validation -------------------------------------------------------------------
@@ -606,31 +623,28 @@ def _resolve(context, *segments):
     """Our lookup for pybars3's generated code: dict keys only, never attributes or calls."""
     value = context
     for segment in segments:
+        if type(value) is Scope:
+            if segment in LOOP_VARIABLES:
+                value = getattr(value, segment[1:])
+                continue
+            value = _unwrap(value)
         if segment == "":  # this
             continue
-        if isinstance(value, Scope) and segment in LOOP_VARIABLES:
-            value = getattr(value, segment[1:])
+        if type(value) is dict:
+            value = value.get(segment)
+        elif type(value) is list and segment == "length":
+            value = len(value)
         else:
-            value = _child(_unwrap(value), segment)
-        if value is None:
-            return None
+            return None  # a str, a number, a list's method: nothing
     value = _unwrap(value)
     return value if type(value) in _DATA_TYPES else None  # never a callable, even if handed one
 
 
-_DATA_TYPES = (dict, list, str, int, float, bool)
-
-
-def _child(value, name: str):
-    if type(value) is dict:
-        return value.get(name)
-    if type(value) is list and name == "length":
-        return len(value)
-    return None  # a str, a number, a list's method: nothing
+_DATA_TYPES = frozenset((dict, list, str, int, float, bool))
 
 
 def _unwrap(value):
-    while isinstance(value, Scope):
+    while type(value) is Scope:
         value = value.context
     return value
 
