@@ -13,12 +13,14 @@ from crm.mail import sanitize
 from crm.mail.compose import html_to_text
 from crm.mail.mailto import mailto_url
 from crm.mail.sanitize import text_to_html
-from crm.models import Email
+from crm.models import RECORD_TYPES, Email
 from crm.outbound import drafts, outbox, replies, senders, suggestions
 from crm.outbound.drafts import DraftError, DraftInput, Upload
 from crm.outbound.senders import SendRefused
 from crm.queue import enqueue_send, mail_queue
 from crm.records import preferences
+from crm.templating import handlebars, library, placeholders
+from crm.templating.rendering import Rendered, render_template, text_of
 from crm.web import db, fragment, get_or_404, page, rejected_status, services
 
 bp = Blueprint("compose", __name__, url_prefix="/compose")
@@ -111,6 +113,8 @@ def submit(email_id: int | None = None):
         abort(404)
     action = request.form.get("action", "save")
     draft = _input_from_form()
+    if action == "template":  # "Use template" without JavaScript: the form again, filled in
+        return _form(draft, email, fill=_fill(draft))
     if action == "discard":
         if email is not None:
             drafts.discard(session, email)
@@ -126,6 +130,13 @@ def submit(email_id: int | None = None):
     session.commit()
     if action == "save":
         return _saved(email)
+    if action == "send_anyway":
+        action = "send"
+    elif unresolved := _unresolved(draft):
+        # Shown before sending: the user sends anyway or fixes the text (the draft is kept).
+        saved = _input_of(email)
+        saved.template_id, saved.template_parent = draft.template_id, draft.template_parent
+        return _form(saved, email, unresolved=unresolved, status=rejected_status())
     try:
         handed = outbox.submit(
             session, services().blobs, current_user, email, send_at=_send_at(action)
@@ -199,7 +210,75 @@ def addresses():
     return fragment("compose/_suggestions.html", found=found, prefix=prefix)
 
 
-def _form(draft: DraftInput, email: Email | None, errors=None, status: int = 200):
+@bp.post("/template")
+def template():
+    """The chosen template rendered for this draft: subject, body and warnings to fill in."""
+    draft = _input_from_form()
+    return fragment("compose/_template_fill.html", fill=_fill(draft), draft=draft, swap=True)
+
+
+def _fill(draft: DraftInput) -> dict:
+    """Render the chosen template with the draft's record and first recipient as context."""
+    session = db()
+    chosen = library.get_usable(session, current_user, draft.template_id or 0)
+    fill = {"template": chosen, "parent": _parent_key(draft), "error": None, "rendered": None}
+    if chosen is None:
+        fill["error"] = "Choose a template."
+        return fill
+    try:
+        rendered = render_template(
+            session, text_of(chosen), user=current_user, parent=_parent_record(draft),
+            to_address=_first_recipient(draft.to),
+        )  # fmt: skip
+    except handlebars.TemplateError as exc:
+        fill["error"] = f"The template “{chosen.name}” cannot be used: {library.position_text(exc)}"
+        return fill
+    draft.subject, draft.body, draft.is_html = rendered.subject, rendered.body, rendered.is_html
+    draft.template_parent = fill["parent"]
+    draft.template_attachment_ids = [a.id for a in chosen.attachments]
+    fill.update(rendered=rendered, **_bodies(rendered))
+    return fill
+
+
+def _bodies(rendered: Rendered) -> dict:
+    html = rendered.body if rendered.is_html else str(text_to_html(rendered.body))
+    text = html_to_text(rendered.body) if rendered.is_html else rendered.body
+    return {"html": html, "text": text}
+
+
+def _parent_key(draft: DraftInput) -> str:
+    return f"{draft.parent_type}:{draft.parent_id}" if draft.parent_type else ""
+
+
+def _parent_record(draft: DraftInput):
+    """The draft's record, visible or not: the rendering warns about one the user may not read."""
+    model = RECORD_TYPES.get(draft.parent_type or "")
+    return db().get(model, draft.parent_id) if model and draft.parent_id else None
+
+
+def _first_recipient(field: str) -> str | None:
+    for entry in drafts.split_entries(field):
+        try:
+            found = drafts.parse_recipients(entry)
+        except ValueError:
+            continue
+        if found:
+            return found[0][1]
+    return None
+
+
+def _unresolved(draft: DraftInput) -> list[str]:
+    """Placeholders still in the text, e.g. a template filled in before its record was chosen."""
+    if request.form.get("placeholders_ok"):
+        return []
+    tokens = placeholders.parse(draft.subject).tokens + placeholders.parse(draft.body).tokens
+    return [f"{{{t}}}" for t in dict.fromkeys(tokens)]
+
+
+def _form(
+    draft: DraftInput, email: Email | None, errors=None, status: int = 200, fill=None,
+    unresolved=(),
+):  # fmt: skip
     session = db()
     html = draft.body if draft.is_html else str(text_to_html(draft.body))
     return page(
@@ -214,6 +293,10 @@ def _form(draft: DraftInput, email: Email | None, errors=None, status: int = 200
         parent_name=suggestions.parent_name(session, draft.parent_type, draft.parent_id),
         attachments=suggestions.attachments(session, draft.keep_attachment_ids),
         scheduled=outbox.scheduled_of(session, current_user.id),
+        templates=library.picker(session, current_user),
+        fill=fill,
+        unresolved=unresolved,
+        render_again=bool(draft.template_id) and draft.template_parent != _parent_key(draft),
     )
 
 
@@ -267,4 +350,9 @@ def _input_from_form() -> DraftInput:
         references=[r for r in form.get("references", "").split() if r],
         keep_attachment_ids=[int(a) for a in form.getlist("keep_attachment") if a.isdigit()],
         uploads=uploads,
+        template_id=form.get("template_id", type=int),
+        template_parent=form.get("template_parent", ""),
+        template_attachment_ids=[
+            int(a) for a in form.getlist("template_attachment") if a.isdigit()
+        ],
     )

@@ -30,6 +30,7 @@ from crm.models import (
 )
 from crm.models.mail import STATUS_DRAFT
 from crm.records import addressbook
+from crm.templating import library
 
 ROLES = ("to", "cc", "bcc")
 _SPLIT = re.compile(r"[,;\n]")
@@ -68,6 +69,11 @@ class DraftInput:
     # Attachments already on the draft (or carried over from a forwarded mail) to keep.
     keep_attachment_ids: list[int] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
+    # The template chosen in compose, the record it was rendered for ("Type:id"), and its
+    # attachments to add to the mail (issue 13).
+    template_id: int | None = None
+    template_parent: str = ""
+    template_attachment_ids: list[int] = field(default_factory=list)
 
 
 def keep_cid(content_id: str) -> str:
@@ -92,6 +98,11 @@ def parse_recipients(text: str) -> list[tuple[str, str]]:
             seen.add(addr.lower())
             unique.append((name, addr))
     return unique
+
+
+def split_entries(text: str) -> list[str]:
+    """The entries of an address field, as typed."""
+    return _entries(text)
 
 
 def _entries(text: str) -> list[str]:
@@ -202,9 +213,27 @@ def _attach(session: Session, blobs, user: User, email: Email, draft: DraftInput
         for a in carried
     ]
     email.attachments = kept + copies + fresh
+    email.attachments += _from_template(session, user, draft, email.attachments)
     for i, att in enumerate(email.attachments):
         att.position = i
     email.has_attachments = any(not a.is_inline for a in email.attachments)
+
+
+def _from_template(
+    session: Session, user: User, draft: DraftInput, present: list[Attachment]
+) -> list[Attachment]:
+    """The chosen template's attachments, when the user may use that template; once only (the
+    form keeps offering them, and every autosave posts it again)."""
+    template = library.get_usable(session, user, draft.template_id or 0)
+    if template is None:
+        return []
+    wanted = set(draft.template_attachment_ids)
+    have = {(a.sha256, a.filename) for a in present}
+    return [
+        Attachment(filename=a.filename, content_type=a.content_type, size=a.size, sha256=a.sha256)
+        for a in template.attachments
+        if a.id in wanted and (a.sha256, a.filename) not in have
+    ]
 
 
 def _own_state(session: Session, email: Email, user: User) -> None:

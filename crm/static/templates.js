@@ -53,6 +53,9 @@
     var text = document.getElementById("template-fill-text");
     var area = form.querySelector(".editor-area");
     var body = form.querySelector("textarea[name=body]");
+    var again = document.getElementById("template-again");
+    var renderedFor = fill.querySelector("input[name=template_parent]");
+    if (again && renderedFor) { again.dataset.parent = renderedFor.value; again.hidden = true; }
     if (subject) { subject.value = fill.dataset.subject || ""; }
     if (area && !area.hidden && html) {
       area.innerHTML = html.innerHTML;
@@ -68,7 +71,8 @@
     if (!form || !again || !form.contains(evt.target)) { return; }
     var type = form.querySelector("input[name=parent_type], select[name=parent_type]");
     var id = form.querySelector("input[name=parent_id], select[name=parent_id]");
-    var now = (type ? type.value : "") + ":" + (id ? id.value : "");
-    again.hidden = now === (again.dataset.parent || ":");
+    // The same "Type:id" (or "" for none) the server writes into data-parent.
+    var now = type && type.value ? type.value + ":" + (id ? id.value : "") : "";
+    again.hidden = now === (again.dataset.parent || "");
   });
 })();
