@@ -137,8 +137,7 @@ class _Tag:
     kind: str  # "open", "close", "else", "comment", "output"
     name: str  # block or helper name; for output of a plain path: ""
     args: tuple  # ("path", segments) or ("literal", value); segment "" is this
-    line: int
-    column: int
+    offset: int  # where the tag starts; line and column are counted only for an error
 
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -160,7 +159,7 @@ _SIGILS = {
 
 
 class _Source:
-    """The template text with positions: turns an offset into (line, column) for errors."""
+    """The template text with positions: turns an offset into (start) for errors."""
 
     def __init__(self, text: str):
         self.text = text
@@ -181,10 +180,11 @@ def _parse(source: str) -> list:
         raise TypeError("a template is a str")
     if len(source) > MAX_SOURCE:
         raise TemplateError(f"the template is longer than {MAX_SOURCE:,} characters", 1, 1)
-    tokens = _tokens(_Source(source))
+    src = _Source(source)
+    tokens = _tokens(src)
     if sum(not isinstance(t, str) for t in tokens) > MAX_TAGS:
         raise TemplateError(f"the template has more than {MAX_TAGS:,} tags", 1, 1)
-    _check_structure(tokens, _Source(source))
+    _check_structure(tokens, src)
     return _strip_standalone(tokens)
 
 
@@ -198,7 +198,7 @@ def _tokens(src: _Source) -> list:
             return [t for t in tokens if t != ""]
         tokens.append(text[position:start])
         if text.startswith("{{!--", start):  # a long comment may hold }} and ends at --}}
-            end = text.find("--}}", start + 5)
+            end = text.find("--}}", start + 3)
             end = end + 2 if end >= 0 else end
         else:
             end = text.find("}}", start + 2)
@@ -210,10 +210,9 @@ def _tokens(src: _Source) -> list:
 
 def _tag(src: _Source, start: int, end: int) -> _Tag:
     text = src.text
-    line, column = _position(src, start)
     first = text[start + 2 : start + 3]
     if first == "!":
-        return _Tag("comment", "", (), line, column)
+        return _Tag("comment", "", (), start)
     if first in _SIGILS:
         raise src.error(start + 2, f"{_SIGILS[first]}. {ALLOWED}")
     inner_start = start + 2
@@ -223,23 +222,18 @@ def _tag(src: _Source, start: int, end: int) -> _Tag:
             raise src.error(inner_start + inner.index(sign), f"{message} is not allowed. {ALLOWED}")
     if first == "#":
         words = _words(src, inner_start + 1, inner[1:])
-        return _block_open(src, words, line, column)
+        return _block_open(src, words, start)
     if first == "/":
         name = inner[1:].strip()
         if name not in ALLOWED_BLOCKS:
             raise src.error(start, f"{{{{/{name}}}}} closes no block we allow. {ALLOWED}")
-        return _Tag("close", name, (), line, column)
+        return _Tag("close", name, (), start)
     words = _words(src, inner_start, inner)
     if not words:
         raise src.error(start, f"an empty tag {{{{}}}}. {ALLOWED}")
     if len(words) == 1 and words[0].text == "else" and words[0].key is None:
-        return _Tag("else", "else", (), line, column)
-    return _output(src, words, line, column)
-
-
-def _position(src: _Source, offset: int) -> tuple[int, int]:
-    error = src.error(offset, "")
-    return error.line, error.column
+        return _Tag("else", "else", (), start)
+    return _output(src, words, start)
 
 
 _WORD = re.compile(r"""(\s*)(?:([A-Za-z][A-Za-z0-9_]*)=)?(?:(["'])([^"']*)(["']?)|([^\s"']+))""")
@@ -296,9 +290,9 @@ def _check_string(src: _Source, at: int, content: str) -> None:
             raise src.error(at + 1 + index, f"{what} is not allowed inside a string")
 
 
-def _block_open(src: _Source, words: list[_Word], line: int, column: int) -> _Tag:
+def _block_open(src: _Source, words: list[_Word], start: int) -> _Tag:
     if not words:
-        raise TemplateError(f"a block needs a name. {ALLOWED}", line, column)
+        raise src.error(start, f"a block needs a name. {ALLOWED}")
     first = words[0]
     name = first.text
     if name not in ALLOWED_BLOCKS or first.key:
@@ -315,23 +309,25 @@ def _block_open(src: _Source, words: list[_Word], line: int, column: int) -> _Ta
         if len(words) != 2:
             raise src.error(first.at, f"{{{{#{name}}}}} takes one name: {{{{#{name} x}}}}")
         args = (_path(src, words[1]),)
-    return _Tag("open", name, args, line, column)
+    return _Tag("open", name, args, start)
 
 
-def _output(src: _Source, words: list[_Word], line: int, column: int) -> _Tag:
+def _output(src: _Source, words: list[_Word], start: int) -> _Tag:
     first = words[0]
     name = first.text
+    if name == "else":
+        raise src.error(first.at, "{{else if …}} is not supported: put {{#if …}} inside {{else}}")
     if first.key is None and name in ALLOWED_BLOCKS:
         raise src.error(first.at, f"{name} is a block: {{{{#{name} …}}}}…{{{{/{name}}}}}")
     if first.key is None and name in ALLOWED_HELPERS:
-        return _Tag("output", name, _helper_args(src, name, words), line, column)
+        return _Tag("output", name, _helper_args(src, name, words), start)
     if len(words) > 1:
         if first.quoted is None and first.key is None and _NAME.match(name):
             message = f"{name} is not a helper we allow (only {', '.join(ALLOWED_HELPERS)})"
             raise src.error(first.at, f"{message}. {ALLOWED}")
         message = "a tag holds one name, or a helper and its arguments"
         raise src.error(words[1].at, f"{message}. {ALLOWED}")
-    return _Tag("output", "", (_path(src, first),), line, column)
+    return _Tag("output", "", (_path(src, first),), start)
 
 
 _OPTIONS = {
@@ -438,34 +434,42 @@ def _check_structure(tokens: list, src: _Source) -> None:
             continue
         if token.kind == "open":
             if len(stack) >= MAX_NESTING:
-                raise _at(token, f"blocks nested deeper than {MAX_NESTING} levels")
+                raise _at(src, token, f"blocks nested deeper than {MAX_NESTING} levels")
             stack.append([token, False])
         elif token.kind == "close":
             if not stack:
-                raise _at(token, f"{{{{/{token.name}}}}} closes a block that was never opened")
+                raise _at(src, token, f"{{{{/{token.name}}}}} closes a block that was never opened")
             opened = stack.pop()[0]
             if opened.name != token.name:
                 raise _at(
+                    src,
                     token,
                     f"{{{{/{token.name}}}}} does not match {{{{#{opened.name}}}}} "
-                    f"opened at line {opened.line}, column {opened.column}",
+                    f"opened at {_where(src, opened)}",
                 )
         elif token.kind == "else":
             if not stack:
-                raise _at(token, "{{else}} belongs inside a block such as {{#if x}}…{{/if}}")
+                raise _at(src, token, "{{else}} belongs inside a block such as {{#if x}}…{{/if}}")
             if stack[-1][1]:
-                raise _at(token, f"a second {{{{else}}}} in {{{{#{stack[-1][0].name}}}}}")
+                raise _at(src, token, f"a second {{{{else}}}} in {{{{#{stack[-1][0].name}}}}}")
             stack[-1][1] = True
         inside_each = any(entry[0].name == "each" for entry in stack)
         if not inside_each and any(a[1][0] in LOOP_VARIABLES for a in token.args if a[0] == "path"):
-            raise _at(token, "@index, @first, @last and @key exist only inside {{#each}}")
+            raise _at(src, token, "@index, @first, @last and @key exist only inside {{#each}}")
     if stack:
         opened = stack[-1][0]
-        raise _at(opened, f"{{{{#{opened.name}}}}} is never closed with {{{{/{opened.name}}}}}")
+        raise _at(
+            src, opened, f"{{{{#{opened.name}}}}} is never closed with {{{{/{opened.name}}}}}"
+        )
 
 
-def _at(tag: _Tag, message: str) -> TemplateError:
-    return TemplateError(message, tag.line, tag.column)
+def _at(src: _Source, tag: _Tag, message: str) -> TemplateError:
+    return src.error(tag.offset, message)
+
+
+def _where(src: _Source, tag: _Tag) -> str:
+    error = src.error(tag.offset, "")
+    return f"line {error.line}, column {error.column}"
 
 
 _STANDALONE = ("open", "close", "else", "comment")

@@ -474,6 +474,7 @@ def test_our_tokens_compile_as_pybars3_would_parse_the_same_text(source):
         ("{{'text'}}", 1, 3, "a name is expected"),
         ("{{if}}", 1, 3, "is a block"),
         ("{{else}}", 1, 1, "belongs inside a block"),
+        ("{{#if a}}{{else if b}}{{/if}}", 1, 12, "{{else if …}} is not supported"),
         ("{{#if a}}x{{else}}y{{else}}z{{/if}}", 1, 20, "a second {{else}}"),
         ("{{#if a}}x", 1, 1, "never closed"),
         ("x\n  {{#each a}}{{#if b}}y{{/each}}", 2, 24, "does not match {{#if}} opened at line 2"),
