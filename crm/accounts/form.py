@@ -15,6 +15,7 @@ from crm import settings
 from crm.accounts.manage import (
     SMTP_FIELDS,
     AccountError,
+    connect,
     create_account,
     reset_fetch_state,
     update_account,
@@ -460,6 +461,15 @@ def server_folders(
         timeout=timeout,
         ssl_context=tls_context(ca_file),
     ) as conn:
+        return sorted(conn.folders(), key=lambda name: (name.upper() != "INBOX", name.lower()))
+
+
+def account_folders(
+    account: MailAccount, box: SecretBox, allowlist: set[str], ca_file: str = ""
+) -> list[str]:
+    """The saved account's folders, logged in as it logs in (an OAuth2 account with its
+    token); raises MailError."""
+    with connect(account, box, allowlist, timeout=20, ca_file=ca_file or None) as conn:
         return sorted(conn.folders(), key=lambda name: (name.upper() != "INBOX", name.lower()))
 
 

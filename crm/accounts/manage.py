@@ -7,7 +7,7 @@ import ssl
 import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from crm import settings
@@ -163,6 +163,7 @@ def create_oauth_account(
     the mailbox the user signed in to, and the grant's tokens (sealed)."""
     if not is_group:
         _check_cap(session, user_id)
+        _check_not_twice(session, user_id, grant.email)
     config = oauth.provider_config(session, box, provider)
     account = MailAccount(
         user_id=user_id,
@@ -178,6 +179,16 @@ def create_oauth_account(
     session.add(account)
     session.flush()
     return account
+
+
+def _check_not_twice(session: Session, user_id: int | None, email: str) -> None:
+    stmt = select(MailAccount.id).where(
+        MailAccount.user_id == user_id,
+        MailAccount.is_group.is_(False),
+        func.lower(MailAccount.email_address) == email.lower(),
+    )
+    if session.scalars(stmt).first() is not None:
+        raise AccountError(f"you already have an account for {email}; use Reconnect on its page")
 
 
 def reconnect_oauth_account(

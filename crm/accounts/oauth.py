@@ -205,6 +205,32 @@ def save_provider_config(
     _store(session, name, stored)
 
 
+def provider_form_data(session: Session, name: str) -> dict:
+    """A provider's stored settings for the admin form, never its client secret; empty
+    overrides show the real endpoints as placeholders."""
+    stored = _stored(session, name)
+    data = {k: str(stored.get(k) or "") for k in ("client_id", "tenant", *OVERRIDABLE)}
+    data["has_secret"] = bool(stored.get("client_secret_enc"))
+    data["provider"] = PROVIDERS[name]
+    return data
+
+
+def clean_provider_form(form) -> dict:
+    """Typed provider settings from the admin form; raises OAuthFlowError with the problem."""
+    values = {k: (form.get(k) or "").strip() for k in ("client_id", "tenant", *OVERRIDABLE)}
+    for key in ("imap_port", "smtp_port"):
+        if values[key] and not (values[key].isdigit() and 0 < int(values[key]) < 65536):
+            raise OAuthFlowError(f"{key.replace('_', ' ')}: enter a port between 1 and 65535")
+        values[key] = int(values[key]) if values[key] else ""
+    for key in ("imap_security", "smtp_security"):
+        if values[key] not in ("", "ssl", "starttls", "none"):
+            raise OAuthFlowError(f"{key.replace('_', ' ')}: choose ssl, starttls or none")
+    for key in ("authorize_url", "token_url"):
+        if values[key] and not values[key].startswith(("https://", "http://")):
+            raise OAuthFlowError(f"{key.replace('_', ' ')}: enter an http(s) address")
+    return values
+
+
 def configured_providers(session: Session, box: SecretBox) -> list[Provider]:
     """Providers the admin set up: the Connect buttons shown."""
     configs = (provider_config(session, box, n) for n in PROVIDERS)

@@ -15,6 +15,7 @@ from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from crm import settings
+from crm.accounts import oauth
 from crm.db import utcnow
 from crm.models import FolderCursor, MailAccount, SyncRun, User
 from crm.models.accounts import STALE_CLAIM
@@ -174,3 +175,30 @@ def since_text(moment: datetime | None, now: datetime | None = None) -> str:
     if delta < timedelta(minutes=1):
         return "just now"
     return plain_duration(delta.total_seconds()).replace("about ", "") + " ago"
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How an OAuth2 account signs in, for its page: the provider, and whether the owner must
+    reconnect it (the reason and since when)."""
+
+    provider: str
+    needs_reconnect: bool
+    reason: str | None
+    since: datetime | None
+
+
+def sign_in_of(account: MailAccount) -> SignIn | None:
+    """None for an account that logs in with a password."""
+    if not oauth.is_oauth(account):
+        return None
+    provider = oauth.PROVIDERS.get(account.oauth_provider or "")
+    return SignIn(
+        provider=provider.label if provider else (account.oauth_provider or "OAuth2"),
+        needs_reconnect=oauth.needs_reauthorisation(account),
+        reason=account.oauth_reauth_reason,
+        since=account.oauth_reauth_since,
+    )

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import session as browser_session
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 
 from crm.accounts import form as account_form
+from crm.accounts import manage, oauth
 from crm.accounts import status as account_status
 from crm.accounts.manage import AccountError, host_allowlist, imap_password
 from crm.blueprints.auth import admin_required
@@ -84,6 +86,10 @@ def _form(account, group: bool, data: dict, errors=None, error=None, server=None
         errors=errors or {},
         error=error,
         server=server or {},
+        providers=oauth.configured_providers(db(), services().secret_box),
+        oauth_label=oauth.PROVIDERS[account.oauth_provider].label
+        if account is not None and oauth.is_oauth(account)
+        else None,
     )
 
 
@@ -210,9 +216,14 @@ def _test(account, group: bool, password: str):
     try:
         values = account_form.connection_values(form)
         allowlist = host_allowlist(db(), services().config.mail_host_allowlist)
-        server["folders"] = account_form.server_folders(
-            values, password, allowlist, ca_file=services().config.mail_ca_file
-        )
+        ca_file = services().config.mail_ca_file
+        if account is not None and oauth.is_oauth(account):
+            box = services().secret_box
+            server["folders"] = account_form.account_folders(account, box, allowlist, ca_file)
+        else:
+            server["folders"] = account_form.server_folders(
+                values, password, allowlist, ca_file=ca_file
+            )
     except account_form.AccountFormError as exc:
         server["error"] = "; ".join(exc.errors.values())
     except MailError as exc:
@@ -297,6 +308,7 @@ def show(account_id: int):
         "accounts/show.html",
         system_account=account_status.is_system_account(db(), account),
         manages=_manages(account),
+        sign_in=account_status.sign_in_of(account),
         **_status(account),
     )
 
@@ -360,3 +372,99 @@ def reset(account_id: int):
         f"{folder} will be read again from {form.get('since')} at the "
         "next fetch; mail already here is not duplicated.",
     )
+
+
+# --- Connect with Google / Microsoft (OAuth2) --------------------------------------------
+
+PENDING = "oauth_pending"  # the flow's state and PKCE verifier, in the signed session cookie
+
+
+def _redirect_uri() -> str:
+    return url_for("accounts.oauth_callback", _external=True)
+
+
+def _start(name: str, back: str, **flow):
+    try:
+        url, pending = oauth.start_flow(db(), services().secret_box, name, _redirect_uri(), **flow)
+    except oauth.OAuthFlowError as exc:
+        flash(f"Cannot connect: {exc}.", "error")
+        return redirect(back, 303)
+    browser_session[PENDING] = pending
+    return redirect(url, 303)
+
+
+@bp.post("/connect/<name>")
+@login_required
+def oauth_connect(name: str):
+    """Start "Connect with Google/Microsoft" for a new personal or (admins) group account."""
+    group = request.form.get("group") == "1"
+    if group and not current_user.is_admin:
+        abort(404)
+    back = url_for("accounts.new_group" if group else "accounts.new")
+    hint = request.form.get("email", "").strip()
+    return _start(name, back, login_hint=hint, is_group=group)
+
+
+@bp.post("/<int:account_id>/reconnect")
+@login_required
+def reconnect(account_id: int):
+    """Sign in again to an OAuth2 account (after "needs re-authorisation")."""
+    account = _account(account_id)
+    back = url_for("accounts.show", account_id=account.id)
+    if not oauth.is_oauth(account):
+        flash("This account logs in with a password; change it on the Edit page.", "error")
+        return redirect(back, 303)
+    return _start(
+        account.oauth_provider, back, login_hint=account.email_address, account_id=account.id
+    )
+
+
+@bp.get("/oauth/callback")
+@login_required
+def oauth_callback():
+    """Where the provider sends the user back: check, trade the code, save, resume."""
+    pending = browser_session.pop(PENDING, None)
+    session, box = db(), services().secret_box
+    account_id = (pending or {}).get("account_id")
+    back = (
+        url_for("accounts.show", account_id=account_id) if account_id else url_for("accounts.new")
+    )
+    try:
+        grant = oauth.finish_flow(session, box, pending, request.args.to_dict())
+        account = _save_grant(pending, grant)
+    except (oauth.OAuthFlowError, AccountError) as exc:
+        session.rollback()
+        flash(f"The account was not connected: {exc}.", "error")
+        return redirect(back, 303)
+    session.commit()
+    _resume(account)
+    label = oauth.PROVIDERS[pending["provider"]].label
+    flash(f"{account.email_address} is connected with {label}.", "info")
+    return redirect(url_for("accounts.show", account_id=account.id), 303)
+
+
+def _save_grant(pending: dict, grant: oauth.Grant):
+    session, box = db(), services().secret_box
+    if pending.get("account_id"):
+        account = _account(pending["account_id"])
+        manage.reconnect_oauth_account(session, box, account, pending["provider"], grant)
+        return account
+    group = bool(pending.get("is_group"))
+    if group and not current_user.is_admin:
+        abort(404)
+    return manage.create_oauth_account(
+        session,
+        box,
+        user_id=None if group else current_user.id,
+        provider=pending["provider"],
+        grant=grant,
+        is_group=group,
+    )
+
+
+def _resume(account) -> None:
+    """Fetch at once after connecting; without Redis the scheduler does it later."""
+    try:
+        enqueue_fetch(_queue(), account.id)
+    except RedisError:
+        pass

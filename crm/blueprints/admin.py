@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 
 from crm import settings
 from crm.accounts import form as account_form
+from crm.accounts import oauth
 from crm.accounts.manage import AccountError
 from crm.blueprints.accounts import send_test_result, test_mail_answer
 from crm.blueprints.auth import admin_required
@@ -164,6 +165,8 @@ def _settings_page(values, errors=None, error=None):
         system=system,
         default_to=_own_address(),
         test_url=url_for("admin.settings_send_test"),
+        oauth_providers=[oauth.provider_form_data(db(), name) for name in oauth.PROVIDERS],
+        oauth_redirect_uri=url_for("accounts.oauth_callback", _external=True),
     )
 
 
@@ -232,3 +235,21 @@ def settings_send_test():
         url_for("admin.edit_settings"),
         default_to=_own_address(),
     )
+
+
+@bp.post("/settings/oauth/<name>")
+def save_oauth_provider(name: str):
+    """Google or Microsoft sign-in: client id, secret (empty keeps it), tenant, overrides."""
+    if name not in oauth.PROVIDERS:
+        return redirect(url_for("admin.edit_settings"), 303)
+    session = db()
+    try:
+        values = oauth.clean_provider_form(request.form)
+    except oauth.OAuthFlowError as exc:
+        flash(f"{oauth.PROVIDERS[name].label} sign-in not saved: {exc}.", "error")
+        return redirect(url_for("admin.edit_settings") + "#oauth", 303)
+    secret = request.form.get("client_secret", "")
+    oauth.save_provider_config(session, services().secret_box, name, values, secret)
+    session.commit()
+    flash(f"{oauth.PROVIDERS[name].label} sign-in saved.", "info")
+    return redirect(url_for("admin.edit_settings") + "#oauth", 303)
