@@ -71,7 +71,7 @@ def test_a_token_the_server_refuses_is_renewed_once(
 
 
 def test_mail_of_an_account_needing_reauthorisation_stays_queued_with_the_reason(
-    db, services, rep, oauth_account, bearer_smtp, oauth_provider
+    db, services, rep, oauth_account, bearer_smtp, oauth_provider, client
 ):
     oauth_provider.revoke("rep@example.com")
     with services.session() as session:
@@ -83,6 +83,9 @@ def test_mail_of_an_account_needing_reauthorisation_stays_queued_with_the_reason
     assert bearer_smtp.messages == []
     account = db.get(MailAccount, oauth_account)
     assert oauth.needs_reauthorisation(account)
+    client.login("rep")
+    page = client.get(f"/mail/{handed.email_id}").get_data(as_text=True)
+    assert "Not sent yet: Mail account rep@example.com must be reconnected with Google" in page
 
     access, refresh = oauth_provider.grant("rep@example.com")
     grant = oauth.Grant("rep@example.com", access, refresh, utcnow() + timedelta(hours=1), "")
