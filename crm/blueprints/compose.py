@@ -13,13 +13,13 @@ from crm.mail import sanitize
 from crm.mail.compose import html_to_text
 from crm.mail.mailto import mailto_url
 from crm.mail.sanitize import text_to_html
-from crm.models import RECORD_TYPES, Email
+from crm.models import Email
 from crm.outbound import drafts, outbox, replies, senders, suggestions
 from crm.outbound.drafts import DraftError, DraftInput, Upload
 from crm.outbound.senders import SendRefused
 from crm.queue import enqueue_send, mail_queue
 from crm.records import preferences
-from crm.templating import handlebars, library, placeholders
+from crm.templating import context, handlebars, library, placeholders
 from crm.templating.rendering import Rendered, render_template, text_of
 from crm.web import db, fragment, get_or_404, page, rejected_status, services
 
@@ -251,9 +251,7 @@ def _parent_key(draft: DraftInput) -> str:
 
 
 def _parent_record(draft: DraftInput):
-    """The draft's record, visible or not: the rendering warns about one the user may not read."""
-    model = RECORD_TYPES.get(draft.parent_type or "")
-    return db().get(model, draft.parent_id) if model and draft.parent_id else None
+    return context.record_of(db(), draft.parent_type, draft.parent_id)
 
 
 def _first_recipient(field: str) -> str | None:

@@ -1,8 +1,8 @@
 """CLI commands, one module per area; each module exposes `register(group)`."""
 
-from crm.commands import campaigns, csv_import, mail_accounts, sending, users
+from crm.commands import campaigns, csv_import, mail_accounts, sending, templates, users
 
-AREAS = (users, csv_import, mail_accounts, sending, campaigns)
+AREAS = (users, csv_import, mail_accounts, sending, campaigns, templates)
 
 
 def register_commands(group) -> None:

@@ -70,6 +70,13 @@ class Sources:
     warnings: tuple[str, ...]
 
 
+def record_of(session: Session, kind: str | None, record_id: int | None):
+    """The record a mail belongs to, by type and id, visible or not: rendering warns about one
+    the user may not read (compose and the command line find the parent through here)."""
+    model = RECORD_TYPES.get(kind or "")
+    return session.get(model, record_id) if model is not None and record_id else None
+
+
 def primary_address(session: Session, entity_type: str, entity_id: int) -> str:
     links = addressbook.addresses_of(session, entity_type, entity_id)
     return links[0].address.address if links else ""
