@@ -57,7 +57,7 @@ class TemplateError(ValueError):
     """
 
     def __init__(self, message: str, line: int | None = None, column: int | None = None):
-        super().__init__(message)
+        super().__init__(message, line, column)  # all three survive pickling
         self.message, self.line, self.column = message, line, column
 
     def __str__(self) -> str:
@@ -653,10 +653,8 @@ def _unwrap(value):
     return value
 
 
-def _prepare(value, should_escape=True) -> str | strlist:
+def _prepare(value, should_escape=True) -> str:
     """A value as output text; escaped for HTML when this render is for HTML."""
-    if type(value) is strlist:
-        return value
     text = _text(value)
     return pybars._compiler.escape(text) if _escaping.get() else text
 

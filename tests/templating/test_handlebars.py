@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import uuid
 from datetime import UTC, date, datetime
@@ -9,6 +10,8 @@ from decimal import Decimal
 
 import pybars
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crm.templating import handlebars
 from crm.templating.handlebars import TemplateError, check, plain_data, render
@@ -425,6 +428,12 @@ def test_a_template_error_is_not_cached(compiles):
 )
 def test_our_tokens_compile_as_pybars3_would_parse_the_same_text(source):
     """Our tokenizer drives pybars3's code builder; its own parser on the same text agrees."""
+    data = plain_data(OPPORTUNITY | {"firstName": "Žofia"})
+    assert html(source, data) == pybars3_own(source)(data)
+
+
+def pybars3_own(source: str):
+    """pybars3's own parser and compiler on source, with our lookup, output and helpers."""
     code = pybars.Compiler().precompile(source)
     namespace: dict = {}
     exec(compile(code, "<pybars3>", "exec"), namespace)  # noqa: S102 - pybars3 does the same
@@ -433,8 +442,40 @@ def test_our_tokens_compile_as_pybars3_would_parse_the_same_text(source):
         prepare=handlebars._prepare,
         _pybars_={"helpers": dict(handlebars._HELPERS)},
     )
-    data = plain_data(OPPORTUNITY | {"firstName": "Žofia"})
-    assert html(source, data) == namespace["render"](data)
+    return namespace["render"]
+
+
+PATHS = ["name", "account.name", "account.city", "stage", "tags", "contacts", "nothing", "this"]
+
+
+def valid_templates():
+    """One-line templates in our grammar (helpers with every argument written out)."""
+    text = st.text(alphabet="ab ŽčÄ<>&'\"-,.()[]@#/!=", max_size=6)
+    output = st.sampled_from(PATHS).map(lambda p: "{{" + p + "}}") | st.sampled_from(
+        ['{{dateFormat closeDate "DD.MM.YYYY"}}', "{{numberFormat amount 1 ' ' ','}}",
+         '{{join tags " | "}}', "{{! note }}"]
+    )  # fmt: skip
+    opening = st.sampled_from(["if", "unless", "each", "with"]).flatmap(
+        lambda name: st.sampled_from(PATHS).map(lambda p: (name, f"{{{{#{name} {p}}}}}"))
+    ) | st.sampled_from([("ifEqual", '{{#ifEqual stage "Negotiation"}}'),
+                         ("ifNotEqual", "{{#ifNotEqual name account.name}}")])  # fmt: skip
+
+    def block(inner):
+        return st.tuples(opening, inner, st.none() | inner).map(
+            lambda t: t[0][1] + t[1] + ("" if t[2] is None else "{{else}}" + t[2])
+            + "{{/" + t[0][0] + "}}"
+        )  # fmt: skip
+
+    piece = st.recursive(text | output, lambda inner: block(inner) | st.lists(inner, max_size=3)
+                         .map("".join), max_leaves=10)  # fmt: skip
+    return st.lists(piece, max_size=5).map("".join)
+
+
+@settings(max_examples=60, deadline=None, database=None)  # pybars3 parses slowly
+@given(source=valid_templates())
+def test_our_tokens_and_pybars3s_parser_agree_on_generated_templates(source):
+    data = plain_data(OPPORTUNITY)
+    assert html(source, data) == pybars3_own(source)(data)
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -537,9 +578,14 @@ def test_render_raises_the_template_error_too():
     assert (raised.value.line, raised.value.column) == (2, 10)
 
 
-def test_a_template_error_is_a_value_error():
+def test_a_template_error_is_a_value_error_and_keeps_its_position_when_pickled():
     assert issubclass(TemplateError, ValueError)
     assert str(TemplateError("plain")) == "plain"
+    with pytest.raises(TemplateError) as raised:
+        check("a\n{{#if}}")
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (copy.message, copy.line, copy.column) == (raised.value.message, 2, 4)
+    assert str(copy) == str(raised.value)
 
 
 def test_accepted_templates():
