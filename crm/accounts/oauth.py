@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 from authlib.common.security import generate_token
@@ -229,6 +230,17 @@ def clean_provider_form(form) -> dict:
         if values[key] and not values[key].startswith(("https://", "http://")):
             raise OAuthFlowError(f"{key.replace('_', ' ')}: enter an http(s) address")
     return values
+
+
+def authorize_origins(providers: list[Provider]) -> list[str]:
+    """scheme://host[:port] of the providers' authorisation endpoints: a Connect or Reconnect
+    form posts to the CRM, which redirects there (CSP form-action must allow that)."""
+    origins = []
+    for provider in providers:
+        parts = urlsplit(provider.authorize_url)
+        if parts.scheme in ("https", "http") and parts.netloc:
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(origins))
 
 
 def configured_providers(session: Session, box: SecretBox) -> list[Provider]:

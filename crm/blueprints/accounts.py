@@ -18,6 +18,7 @@ from crm.mail.errors import MailError
 from crm.outbound.sending import send_test_mail
 from crm.queue import enqueue_fetch, fetch_job_id, is_pending, mail_queue
 from crm.web import (
+    CSP,
     db,
     fragment,
     get_or_404,
@@ -76,7 +77,8 @@ def index():
 def _form(account, group: bool, data: dict, errors=None, error=None, server=None, status=200):
     owner = account.user_id if account else current_user.id
     choices = account_form.form_choices(db(), owner, group)
-    return page(
+    providers = oauth.configured_providers(db(), services().secret_box)
+    response = page(
         "accounts/form.html",
         status,
         account=account,
@@ -86,11 +88,24 @@ def _form(account, group: bool, data: dict, errors=None, error=None, server=None
         errors=errors or {},
         error=error,
         server=server or {},
-        providers=oauth.configured_providers(db(), services().secret_box),
+        providers=providers,
         oauth_label=oauth.PROVIDERS[account.oauth_provider].label
         if account is not None and oauth.is_oauth(account)
         else None,
     )
+    return _allow_connect(response, providers)
+
+
+def _allow_connect(response, providers):
+    """Connect and Reconnect post here and are redirected to the provider: the page's CSP
+    lets its forms go on to the providers' sign-in pages (and nowhere else)."""
+    origins = oauth.authorize_origins(providers)
+    if origins:
+        csp = CSP.format(images="").replace(
+            "form-action 'self'", "form-action 'self' " + " ".join(origins)
+        )
+        response.headers["Content-Security-Policy"] = csp
+    return response
 
 
 def _save(account, group: bool):
@@ -304,13 +319,17 @@ def _status(account, notice: str | None = None, error: bool = False):
 @login_required
 def show(account_id: int):
     account = _readable(account_id)
-    return page(
+    response = page(
         "accounts/show.html",
         system_account=account_status.is_system_account(db(), account),
         manages=_manages(account),
         sign_in=account_status.sign_in_of(account),
         **_status(account),
     )
+    if not oauth.is_oauth(account):
+        return response
+    config = oauth.provider_config(db(), services().secret_box, account.oauth_provider)
+    return _allow_connect(response, [config.provider])
 
 
 @bp.get("/<int:account_id>/status")
@@ -340,6 +359,8 @@ def fetch_now(account_id: int):
         return _after_action(account, "This account only sends mail: it has no IMAP server.", True)
     if account.fetch_since is None and not account.cursors:
         return _after_action(account, "Set a 'fetch since' date before the first fetch.", True)
+    if oauth.needs_reauthorisation(account):
+        return _after_action(account, oauth.reauth_text(account) + " Use Reconnect first.", True)
     try:
         queued = enqueue_fetch(_queue(), account.id)
     except RedisError:

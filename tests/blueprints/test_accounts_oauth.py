@@ -113,8 +113,6 @@ def test_admins_connect_a_group_account(admin_client, db, google, redis):
 def test_the_page_of_an_account_needing_reauthorisation_loads_and_offers_reconnect(
     user_client, db, services, google, oauth_imap_server, redis
 ):
-    rep = db.query(MailAccount).count()  # no accounts yet
-    assert rep == 0
     from crm.models import User
 
     owner = db.query(User).filter_by(username="rep").one()
@@ -131,6 +129,8 @@ def test_the_page_of_an_account_needing_reauthorisation_loads_and_offers_reconne
     status = user_client.get(f"/accounts/{account_id}/status", headers={"HX-Request": "true"})
     assert status.status_code in (200, 286)
     assert "Needs reconnecting" in user_client.get("/accounts/").get_data(as_text=True)
+    refused = user_client.post(f"/accounts/{account_id}/fetch", htmx=True)
+    assert "Use Reconnect first" in refused.get_data(as_text=True) and len(mail_queue(redis)) == 0
 
     email = db.get(MailAccount, account_id).email_address
     started = user_client.post(f"/accounts/{account_id}/reconnect")
