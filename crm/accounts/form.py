@@ -90,6 +90,9 @@ def account_data(account: MailAccount) -> dict:
         "create_case": account.create_case,
         "case_distribution": account.case_distribution,
         "case_team_id": str(account.case_team_id or ""),
+        "auto_reply": account.auto_reply,
+        "auto_reply_subject": account.auto_reply_subject or "",
+        "auto_reply_text": account.auto_reply_text or "",
         **smtp_data(account),
     }
 
@@ -113,7 +116,8 @@ def form_data(form) -> dict:
     data["folders"] = picked_folders(form)
     data["team_ids"] = form.getlist("team_ids")
     data["folder_map"] = {k[len(MAP) :]: v for k, v in form.items() if k.startswith(MAP)}
-    for box in ("is_active", "add_all_team_users", "create_case", "smtp_auth", "store_sent"):
+    boxes = ("is_active", "add_all_team_users", "create_case", "smtp_auth", "store_sent")
+    for box in (*boxes, "auto_reply"):
         data[box] = bool(form.get(box))
     return data
 
@@ -243,7 +247,25 @@ def _group_values(form, choices: Choices, errors: dict) -> dict:
         "create_case": bool(form.get("create_case")),
         "case_distribution": distribution,
         "case_team_id": _pick(form.get("case_team_id"), choices.teams, "case_team_id", errors),
+        **_auto_reply_values(form, errors),
     }
+
+
+def _auto_reply_values(form, errors: dict) -> dict:
+    """The answer to mail that opens a new case (crm.outbound.autoreply); empty subject and
+    text mean "Re: <their subject>" and the standard text."""
+    values = {
+        "auto_reply": bool(form.get("auto_reply")),
+        "auto_reply_subject": " ".join(form.get("auto_reply_subject", "").split()),
+        "auto_reply_text": form.get("auto_reply_text", "").replace("\r\n", "\n").strip(),
+    }
+    if values["auto_reply"] and not form.get("create_case"):
+        errors["auto_reply"] = "auto-replies answer mail that opens a case: tick that box too"
+    if len(values["auto_reply_subject"]) > 255:
+        errors["auto_reply_subject"] = "keep the subject under 255 characters"
+    if len(values["auto_reply_text"]) > 20_000:
+        errors["auto_reply_text"] = "keep the text under 20,000 characters"
+    return values
 
 
 def _date(text: str, errors: dict) -> date | None:

@@ -304,6 +304,9 @@ EDITABLE = (
     "create_case",
     "case_distribution",
     "case_team_id",
+    "auto_reply",
+    "auto_reply_subject",
+    "auto_reply_text",
     *SMTP_FIELDS,
 )
 # Changing any of these points the account at another mailbox.
