@@ -113,9 +113,9 @@ def queue_batch(
     sender = addressbook.find_or_create(session, [account.email_address])
     sender_id = sender[account.email_address.lower()].id
     spacing = timedelta(seconds=3600 / found.per_hour)
-    for i, item in enumerate(prepared):
-        due_at = slot + i * spacing
-        entry = _store(session, blobs, found, account, sender_id, item, due_at)
+    dues = [slot + i * spacing for i in range(len(prepared))]
+    entries = _store(session, blobs, found, account, sender_id, prepared, dues)
+    for item, entry, due_at in zip(prepared, entries, dues, strict=True):
         item.recipient.status, item.recipient.queued_at = QUEUED, now
         item.recipient.email_id = entry.email_id
         result.queued.append((entry.id, due_at))
@@ -252,7 +252,27 @@ def _message_id(session: Session, account: MailAccount, row: MassMailRecipient) 
     return random_message_id(domain)
 
 
-def _store(session, blobs, found, account, sender_id, item: _Prepared, due_at) -> OutboxEntry:
+def _store(session, blobs, found, account, sender_id, prepared, dues) -> list[OutboxEntry]:
+    """The batch's Emails and outbox rows, written in two flushes (not two per mail)."""
+    emails = [_email(blobs, found, sender_id, item, due_at) for item, due_at in
+              zip(prepared, dues, strict=True)]  # fmt: skip
+    session.add_all(emails)
+    session.flush()
+    entries = [
+        OutboxEntry(
+            email_id=email.id, mail_account_id=account.id, from_address=account.email_address,
+            due_at=due_at, attempts=0, last_reply="",
+            recipients=[OutboxRecipient(position=0, address=item.address.address,
+                                        state="pending", reply="")],
+        )
+        for item, email, due_at in zip(prepared, emails, dues, strict=True)
+    ]  # fmt: skip
+    session.add_all(entries)
+    session.flush()
+    return entries
+
+
+def _email(blobs, found, sender_id, item: _Prepared, due_at) -> Email:
     outgoing = item.outgoing
     raw = to_bytes(outgoing)
     message_id = normalise_message_id(outgoing.message_id)
@@ -270,13 +290,4 @@ def _store(session, blobs, found, account, sender_id, item: _Prepared, due_at) -
         EmailRecipient(position=0, role="from", address_id=sender_id, name=found.from_name),
         EmailRecipient(position=1, role="to", address_id=item.address.id, name=to.name),
     ]
-    session.add(email)
-    session.flush()
-    entry = OutboxEntry(
-        email_id=email.id, mail_account_id=account.id, from_address=account.email_address,
-        due_at=due_at, attempts=0, last_reply="",
-        recipients=[OutboxRecipient(position=0, address=to.address, state="pending", reply="")],
-    )  # fmt: skip
-    session.add(entry)
-    session.flush()
-    return entry
+    return email
