@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from rq import get_current_job
 from sqlalchemy import select
 
-from crm.campaigns import batches
 from crm.config import Config
 from crm.db import utcnow
 from crm.inbound.sync import Budget, sync_account
-from crm.models import MailAccount, MassMail
+from crm.models import MailAccount
 from crm.outbound import outbox
-from crm.outbound.sending import deliver_due
-from crm.queue import (
-    SEND_JOB,
-    enqueue_fetch,
-    enqueue_send,
-    fetch_job_id,
-    is_pending,
-    mail_queue,
-    send_job_id,
-)
+from crm.outbound.sending import deliver_all_due
+from crm.queue import SEND_JOB, enqueue_fetch, fetch_job_id, is_pending, mail_queue
 from crm.services import Services
-from workers.schedule import MASS_MAIL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +43,6 @@ def dispatch_fetches() -> int:
                     MailAccount.is_active.is_(True),
                     MailAccount.fetch_since.is_not(None),
                     MailAccount.imap_host != "",  # SMTP-only accounts have nothing to fetch
-                    # OAuth2 accounts the provider refused wait for their owner to reconnect.
-                    MailAccount.oauth_reauth_since.is_(None),
                 )
             )
         )
@@ -90,12 +77,7 @@ def send_due(entry_id: int | None = None) -> list[dict]:
     goes out over few connections; rows move to "sending" atomically, so two jobs running at
     once never send the same mail.
     """
-    outcomes = []
-    while True:
-        batch = deliver_due(services())
-        outcomes += batch
-        if not batch:
-            break
+    outcomes = deliver_all_due(services())
     log.info("send job for outbox %s: %s outcomes", entry_id, len(outcomes))
     return [o.__dict__ for o in outcomes]
 
@@ -111,31 +93,3 @@ def sweep_outbox() -> dict:
     if due and not is_pending(svc.redis, "send-outbox-sweep"):
         queue.enqueue(SEND_JOB, None, job_id="send-outbox-sweep", job_timeout=600, result_ttl=300)
     return {**swept, "due": due}
-
-
-# Mass mail: one run queues at most this many batches per mass mail (the next run goes on),
-# and what falls due before the next run (workers.schedule.MASS_MAIL_SECONDS).
-MASS_MAIL_BATCHES_PER_RUN = 20
-
-
-def run_mass_mails() -> dict:
-    """Periodic (and after a start or resume): queue the due batches of running mass mail,
-    each committed on its own, then a send job per second of due time."""
-    svc = services()
-    ahead = timedelta(seconds=MASS_MAIL_SECONDS)
-    jobs: dict[str, tuple[int, object]] = {}
-    with svc.session() as session:
-        for mass_mail_id in batches.due(session, utcnow() + ahead):
-            for _ in range(MASS_MAIL_BATCHES_PER_RUN):
-                found = session.get(MassMail, mass_mail_id)
-                batch = batches.queue_batch(session, svc.blobs, found, utcnow(), ahead)
-                session.commit()
-                for entry_id, due_at in batch.queued:
-                    jobs.setdefault(send_job_id(due_at), (entry_id, due_at))
-                if not batch.more:
-                    break
-    queue = mail_queue(svc.redis, svc.config.queue_name)
-    for entry_id, due_at in jobs.values():
-        enqueue_send(queue, entry_id, due_at)
-    log.info("mass mail job: %s send jobs", len(jobs))
-    return {"send_jobs": len(jobs)}

@@ -16,7 +16,7 @@ from crm.models import Email, MailAccount
 from crm.outbound import drafts, outbox, replies
 from crm.outbound.drafts import DraftError, DraftInput, Upload
 from crm.outbound.senders import SendRefused
-from crm.outbound.sending import deliver_due, send_test_mail
+from crm.outbound.sending import deliver_all_due, send_test_mail
 from crm.queue import enqueue_send, mail_queue
 
 
@@ -114,9 +114,7 @@ def _line(result: dict) -> str:
 def run(as_json):
     """Deliver what is due now in this process (as a burst worker would)."""
     services = app_services()
-    outcomes = []
-    while batch := deliver_due(services):
-        outcomes += batch
+    outcomes = deliver_all_due(services)
     for o in outcomes:
         row = {"email_id": o.email_id, "outbox_id": o.entry_id, "state": o.state, "reply": o.reply,
                "refused": [{"address": a, "code": c, "reply": r} for a, c, r in o.refused]}  # fmt: skip

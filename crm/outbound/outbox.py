@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -218,6 +218,31 @@ def take_due(
     return sorted(row[0] for row in result)
 
 
+# Prebuilt (a constant statement's compiled form and cache key are computed once, not per
+# mail: building the UPDATE cost more than the SMTP conversation).
+_outbox = OutboxEntry.__table__
+_TO_DATA_PHASE = (
+    update(_outbox)
+    .where(
+        _outbox.c.id == bindparam("b_id"),
+        _outbox.c.state == SENDING,
+        _outbox.c.phase == PHASE_CONNECT,
+        _outbox.c.claim == bindparam("b_claim"),
+    )
+    .values(phase=PHASE_DATA, attempts=_outbox.c.attempts + 1, lease_until=bindparam("b_lease"))
+)
+_TO_DATA_PHASE_UNCLAIMED = (
+    update(_outbox)
+    .where(
+        _outbox.c.id == bindparam("b_id"),
+        _outbox.c.state == SENDING,
+        _outbox.c.phase == PHASE_CONNECT,
+        _outbox.c.claim.is_(None),
+    )
+    .values(phase=PHASE_DATA, attempts=_outbox.c.attempts + 1, lease_until=bindparam("b_lease"))
+)
+
+
 def mark_data_phase(
     session: Session, entry: OutboxEntry, claim: str | None = None, now: datetime | None = None
 ) -> bool:
@@ -226,24 +251,18 @@ def mark_data_phase(
     False when the row is no longer this batch's: its lease ran out while the batch worked
     through earlier mail and the sweeper gave it back, or another worker holds it now.
     """
-    now = now or utcnow()
-    result = session.execute(
-        update(OutboxEntry)
-        .where(
-            OutboxEntry.id == entry.id,
-            OutboxEntry.state == SENDING,
-            OutboxEntry.phase == PHASE_CONNECT,
-            OutboxEntry.claim.is_(None) if claim is None else OutboxEntry.claim == claim,
-        )
-        .values(phase=PHASE_DATA, attempts=OutboxEntry.attempts + 1, lease_until=now + LEASE)
-        .execution_options(synchronize_session=False)
-    )
+    lease = (now or utcnow()) + LEASE
+    params = {"b_id": entry.id, "b_lease": lease}
+    if claim is None:
+        result = session.connection().execute(_TO_DATA_PHASE_UNCLAIMED, params)
+    else:
+        result = session.connection().execute(_TO_DATA_PHASE, {**params, "b_claim": claim})
     if result.rowcount != 1:
         session.expire(entry)  # somebody else's now: read it afresh if it is looked at
         return False
     # The row as written, without reading it back (one mail, one round trip fewer).
     for name, value in (("phase", PHASE_DATA), ("attempts", (entry.attempts or 0) + 1),
-                        ("lease_until", now + LEASE)):  # fmt: skip
+                        ("lease_until", lease)):  # fmt: skip
         set_committed_value(entry, name, value)
     return True
 

@@ -1,7 +1,7 @@
 """Delivery: take due outbox rows, send them over one SMTP connection per account, record it.
 
 One commit per message: the outcome of one mail and the "data" phase of the next go to the
-database together, and the phase is committed before the server sees the message (see
+database together (as prebuilt statements: see _Delivered), and the phase is committed before the server sees the message (see
 crm.outbound.outbox for why). A connection that breaks is opened again for the next mail.
 """
 
@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, load_only, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -46,8 +46,28 @@ class Outcome:
     refused: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-def deliver_due(services, ids=None, limit: int = 100, ssl_context=None) -> list[Outcome]:
-    """Send what is due now (or only `ids` of it); returns each mail's outcome."""
+def deliver_all_due(services, ssl_context=None, limit: int = 100) -> list[Outcome]:
+    """Send everything that is due, batch after batch, over connections kept open from one
+    batch to the next (a job and `crm outbox run` drain the outbox this way)."""
+    outcomes: list[Outcome] = []
+    connections: dict[int, SmtpConnection] = {}
+    try:
+        while batch := deliver_due(
+            services, limit=limit, ssl_context=ssl_context, connections=connections
+        ):
+            outcomes += batch
+    finally:
+        for conn in connections.values():
+            _close(conn)
+    return outcomes
+
+
+def deliver_due(
+    services, ids=None, limit: int = 100, ssl_context=None, connections: dict | None = None
+) -> list[Outcome]:
+    """Send what is due now (or only `ids` of it); returns each mail's outcome. Connections
+    are opened and closed here, or taken from and left in `connections` (account id ->
+    open connection) for the caller to reuse and close."""
     claim = uuid.uuid4().hex
     with services.session() as session:
         taken = outbox.take_due(session, utcnow(), limit=limit, ids=ids, claim=claim)
@@ -61,15 +81,23 @@ def deliver_due(services, ids=None, limit: int = 100, ssl_context=None) -> list[
         groups[accounts.get(entry_id)].append(entry_id)
     outcomes: list[Outcome] = []
     for account_id, entry_ids in groups.items():
-        outcomes += _deliver_group(services, account_id, entry_ids, ssl_context, claim)
+        outcomes += _deliver_group(services, account_id, entry_ids, ssl_context, claim, connections)
     return outcomes
 
 
-def _deliver_group(services, account_id, entry_ids, ssl_context, claim) -> list[Outcome]:
+def _deliver_group(
+    services, account_id, entry_ids, ssl_context, claim, connections=None
+) -> list[Outcome]:
     outcomes = []
     session: Session = services.Session()
-    conn = None
+    delivered = _Delivered()
+    conn = connections.pop(account_id, None) if connections is not None else None
     copies: list[int] = []
+
+    def commit() -> None:  # the outcomes of mail already sent go with every commit
+        delivered.write(session)
+        session.commit()
+
     try:
         account = session.get(MailAccount, account_id) if account_id else None
         # The batch's rows, their recipients and the few mail columns sending needs, loaded
@@ -84,29 +112,31 @@ def _deliver_group(services, account_id, entry_ids, ssl_context, claim) -> list[
                     session, entry, None, "The account that sends this mail is gone."
                 )
                 outcomes.append(_outcome(entry))
-                session.commit()
+                commit()
                 continue
             if conn is None:
                 try:
                     conn = _open(services, session, account, ssl_context)
                 except MailError as exc:
                     outcomes.append(_failed_before_data(session, entry, exc))
-                    session.commit()
+                    commit()
                     continue
             if not outbox.mark_data_phase(session, entry, claim):
-                session.commit()
+                commit()
                 continue  # swept back after its lease ran out: another worker's now
-            session.commit()
-            outcome, broken = _send_one(services, session, conn, entry, emails, users)
+            commit()
+            outcome, broken = _send_one(services, session, conn, entry, emails, users, delivered)
             outcomes.append(outcome)
             if outcome.state == SENT and account.store_sent and account.imap_host:
                 copies.append(entry.email_id)
             if broken:
                 _close(conn)
                 conn = None
-        session.commit()
+        commit()
     finally:
-        if conn is not None:
+        if conn is not None and connections is not None:
+            connections[account_id] = conn  # the caller's to reuse and close
+        elif conn is not None:
             _close(conn)
         session.close()
     if copies:
@@ -178,7 +208,7 @@ def _user_addresses(session: Session) -> dict[str, int]:
 
 
 def _send_one(
-    services, session: Session, conn, entry: OutboxEntry, emails: dict, users: dict
+    services, session: Session, conn, entry: OutboxEntry, emails: dict, users: dict, delivered
 ) -> tuple[Outcome, bool]:
     """Send one mail on an open connection; (outcome, whether the connection is unusable)."""
     email = emails[entry.email_id]
@@ -203,6 +233,9 @@ def _send_one(
     except MailError as exc:  # anything else the transport raises: safe to retry
         outbox.retry_later(session, entry, None, _words(exc))
         return _outcome(entry), True
+    if not delivery.refused and not _receivers(entry, delivery, users):
+        delivered.add(entry, email, delivery)  # the common case: written with the next commit
+        return Outcome(entry.id, entry.email_id, SENT, delivery.reply), False
     record_sent(session, entry, email, delivery, users)
     return _outcome(entry), False
 
@@ -214,6 +247,65 @@ def _failed_before_data(session: Session, entry: OutboxEntry, exc: MailError) ->
     else:
         outbox.retry_later(session, entry, getattr(exc, "code", None), _words(exc))
     return _outcome(entry)
+
+
+# A delivered mail's outcome, as prebuilt statements run for many mails at once (building an
+# UPDATE per mail cost more than the SMTP conversation).
+_outbox_rows, _recipient_rows, _email_rows = (
+    OutboxEntry.__table__,
+    OutboxRecipient.__table__,
+    Email.__table__,
+)
+_SENT_ENTRY = (
+    update(_outbox_rows)
+    .where(_outbox_rows.c.id == bindparam("b_id"))
+    .values(
+        state=SENT,
+        lease_until=None,
+        finished_at=bindparam("b_at"),
+        last_code=bindparam("b_code"),
+        last_reply=bindparam("b_reply"),
+    )
+)
+_SENT_RECIPIENTS = (
+    update(_recipient_rows)
+    .where(_recipient_rows.c.entry_id == bindparam("b_id"))
+    .values(state="accepted", reply="")
+)
+_SENT_EMAIL = (
+    update(_email_rows)
+    .where(_email_rows.c.id == bindparam("b_email"))
+    .values(status=STATUS_SENT, date_sent=bindparam("b_at"))
+)
+
+
+class _Delivered:
+    """Mail the server accepted for every recipient, whose outcome is not written yet.
+
+    It is written with the next mail's data phase, in the same commit, so a batch costs one
+    commit per mail. A worker that dies before that commit leaves the mail in phase "data":
+    the sweeper marks it unknown, never sends it again.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, entry: OutboxEntry, email: Email, delivery: Delivery) -> None:
+        self.rows.append({"b_id": entry.id, "b_email": email.id, "b_at": utcnow(),
+                          "b_code": _code(delivery.reply), "b_reply": delivery.reply})  # fmt: skip
+
+    def write(self, session: Session) -> None:
+        if not self.rows:
+            return
+        conn = session.connection()
+        for statement in (_SENT_ENTRY, _SENT_RECIPIENTS, _SENT_EMAIL):
+            conn.execute(statement, self.rows)
+        self.rows = []
+
+
+def _receivers(entry: OutboxEntry, delivery: Delivery, users: dict) -> bool:
+    """Whether a CRM user other than the sender is among the accepted recipients."""
+    return any(users.get(a.lower()) not in (None, entry.user_id) for a in delivery.accepted)
 
 
 def record_sent(

@@ -12,7 +12,7 @@ from crm.models.outbox import PHASE_DATA, SENDING
 from crm.outbound import drafts, outbox
 from crm.outbound.drafts import DraftInput
 from crm.outbound.senders import SendRefused
-from crm.outbound.sending import deliver_due
+from crm.outbound.sending import deliver_all_due, deliver_due
 
 
 def _queue(db, services, user, **fields):
@@ -54,6 +54,24 @@ def test_a_mail_is_sent_once_and_filed_as_sent(db, services, rep, smtp_account, 
     assert entry.last_reply.startswith("250")
     state = db.query(EmailUserState).filter_by(email_id=email.id, user_id=rep.id).one()
     assert state.is_outgoing and not state.in_trash
+
+
+def test_batches_share_one_connection_and_every_outcome_is_written(
+    db, services, rep, smtp_account, smtp_server
+):
+    """Outcomes are written with the next mail's commit (and the last with the batch's): all
+    five rows end sent, recipients accepted, over one connection kept across batches."""
+    handed = [_queue(db, services, rep, subject=f"Offer {i}") for i in range(5)]
+    outcomes = deliver_all_due(services, limit=2)
+    assert [o.state for o in outcomes] == ["sent"] * 5
+    assert smtp_server.connections == 1 and len(smtp_server.messages) == 5
+    for h in handed:
+        entry = _entry(db, h)
+        assert (entry.state, entry.phase, entry.lease_until) == ("sent", "data", None)
+        assert entry.last_code == 250 and entry.finished_at is not None
+        assert [r.state for r in entry.recipients] == ["accepted"]
+        assert db.get(Email, h.email_id).status == "Sent"
+    assert deliver_all_due(services) == []
 
 
 def test_only_own_addresses_may_send(db, services, rep, smtp_account, smtp_server):
