@@ -1,0 +1,123 @@
+"""Templates in Chromium: choosing one in compose fills subject and editor (htmx), and sends;
+the templates pages: a broken template refused with its position, then saved and previewed in
+the sandboxed mail frame."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+import pytest
+from playwright.sync_api import expect
+
+from crm import settings
+from crm.accounts import manage
+from crm.models import User
+from crm.outbound.sending import deliver_due
+from crm.templating import library
+from crm.templating.library import TemplateInput
+from tests.browser.session import sign_in
+from tests.support import records
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def rep(make_user, services, smtp_server):
+    """rep (Rita Rep) sending from rep@example.com, with Acme & Co and its contact Ann."""
+    user_id = make_user("rep", ["rep@example.com"], name="Rita Rep")
+    with services.session() as session:
+        smtp = {"smtp_host": smtp_server.host, "smtp_port": smtp_server.port,
+                "smtp_security": "none", "smtp_auth": False}  # fmt: skip
+        manage.create_account(
+            session, services.secret_box, user_id=user_id, email="rep@example.com", host="",
+            port=993, security="ssl", login="", password="", smtp=smtp,
+        )  # fmt: skip
+        settings.put(session, "undo_send_seconds", 0)
+        acme = records.account(session, "Acme & Co", assigned_user_id=user_id)
+        records.contact(session, "Ann", "Buyer", ["ann@acme.example"], account=acme,
+                        assigned_user_id=user_id)  # fmt: skip
+        data = TemplateInput(
+            name="Offer", category="Sales", subject="Offer for {Account.name}",
+            body="<p>Dear {Person.firstName},</p><p>our offer for <b>{Account.name}</b>.</p>"
+            "<p>{User.name}</p>",
+        )  # fmt: skip
+        library.create(session, services.blobs, session.get(User, user_id), data)
+        session.commit()
+        return {"user": user_id, "acme": acme.id}
+
+
+def test_choosing_a_template_in_compose_fills_it_in_and_sends(
+    live_server, browser, services, smtp_server, rep, tmp_path
+):
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/compose/?here=1&to=ann@acme.example&parent_type=Account"
+              f"&parent_id={rep['acme']}")  # fmt: skip
+    expect(page.locator("#compose-body")).to_be_hidden()  # the HTML editor is on
+    page.locator("#compose-template").select_option(label="Offer (Sales)")
+    page.locator("#use-template").click()
+    editor = page.locator("#compose .editor-area")
+    expect(page.get_by_label("Subject")).to_have_value("Offer for Acme & Co")
+    expect(editor).to_contain_text("Dear Ann,")
+    expect(editor.locator("b")).to_have_text("Acme & Co")
+    expect(page.locator("#template-fill")).to_contain_text("Filled in from “Offer”")
+    expect(page.locator("#template-warnings")).to_have_count(0)
+    expect(page.locator("#template-again")).to_be_hidden()
+    assert "parent_id=" in page.url  # filled by the htmx swap, not by posting the form
+    page.screenshot(path="/tmp/h2-compose-template.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "compose-template.png"), full_page=True)
+    page.locator("#send-button").click()
+    page.wait_for_url("**/mail/*")
+    assert [o.state for o in deliver_due(services)] == ["sent"]
+    [received] = smtp_server.messages
+    parsed = message_from_bytes(received["data"], policy=policy.default)
+    assert parsed["Subject"] == "Offer for Acme & Co"
+    html = parsed.get_body(("html",)).get_content()
+    assert "Dear Ann," in html and "<b>Acme &amp; Co</b>" in html and "Rita Rep" in html
+
+
+def test_a_template_without_a_record_warns_before_sending(live_server, browser, rep):
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/compose/?here=1&to=someone@else.example")
+    page.locator("#compose-template").select_option(label="Offer (Sales)")
+    page.locator("#use-template").click()
+    expect(page.locator("#template-warnings")).to_contain_text("{Account.name} gave nothing")
+    expect(page.get_by_label("Subject")).to_have_value("Offer for {Account.name}")
+    page.locator("#send-button").click()
+    expect(page.locator("#unresolved-placeholders")).to_contain_text("{Account.name}")
+    expect(page.locator("#send-anyway")).to_be_visible()
+
+
+def test_the_templates_pages_refuse_a_broken_template_then_save_and_preview(
+    live_server, browser, rep
+):
+    page = browser
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Templates").click()
+    expect(page.get_by_role("heading", name="E-mail templates")).to_be_visible()
+    expect(page.locator("#template-rows")).to_contain_text("Offer")
+    page.get_by_role("link", name="New template").click()
+    expect(page.get_by_role("heading", name="New template")).to_be_visible()
+    expect(page.locator("#template-form .editor-area")).to_be_visible()  # templates.js ran
+    page.get_by_label("Name", exact=True).fill("Follow-up")
+    page.get_by_label("Subject", exact=True).fill("Following up, {Person.firstName}")
+    page.locator("select[name=format]").select_option("text")
+    expect(page.locator("#template-body")).to_be_visible()  # plain text: the textarea
+    page.locator("#template-body").fill("Hello {{#if name}}{{name}}")
+    page.locator("#save-template").click()
+    expect(page.locator("#template-errors")).to_contain_text("Body: line 1, column")
+    expect(page.locator("#template-body")).to_have_value("Hello {{#if name}}{{name}}")
+    page.locator("#template-body").fill("Hello {{#if name}}{{name}}{{/if}}, {Account.name}")
+    page.locator("#save-template").click()
+    expect(page.locator(".flash")).to_contain_text("Template “Follow-up” saved.")
+    page.get_by_role("link", name="Preview").click()
+    page.get_by_label("Record type").select_option("Account")
+    expect(page.locator("#preview-record option")).to_have_count(2)
+    page.locator("#preview-record").select_option(label=f"Acme & Co (#{rep['acme']})")
+    page.get_by_label("Recipient").fill("ann@acme.example")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#preview-subject")).to_have_text("Following up, Ann")
+    frame = page.frame_locator("iframe.mailbody")
+    expect(frame.locator("body")).to_contain_text("Hello Acme & Co, Acme & Co")
+    page.screenshot(path="/tmp/h2-template-preview.png", full_page=True)
