@@ -60,7 +60,6 @@ from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from crm import settings
-from crm.accounts.manage import create_account
 from crm.config import Config
 from crm.db import utcnow
 from crm.migrations import upgrade
@@ -74,6 +73,7 @@ from crm.records.users import create_user
 from crm.services import Services
 from tests.support.dovecot import free_port
 from tests.support.redisdb import REDIS_SERVER, claim_index
+from tests.support.sending import smtp_only_account
 
 WORDS = [
     "offer",
@@ -202,23 +202,7 @@ def setup(services: Services, sink: Sink) -> int:
     """The sending user and their SMTP-only account on the sink; no undo delay, no caps."""
     with services.session() as session:
         user = create_user(session, "bench", "bench-password", ["bench@example.com"], False, [], "")
-        create_account(
-            session,
-            services.secret_box,
-            user_id=user.id,
-            email="bench@example.com",
-            host="",
-            port=993,
-            security="ssl",
-            login="",
-            password="",
-            smtp={
-                "smtp_host": sink.host,
-                "smtp_port": sink.port,
-                "smtp_security": "none",
-                "smtp_auth": False,
-            },
-        )
+        smtp_only_account(session, services, user.id, "bench@example.com", sink.host, sink.port)
         settings.put(session, "undo_send_seconds", 0)
         settings.put(session, "max_sends_per_hour", 0)
         settings.put(session, "max_recipients_per_mail", 0)

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from crm import settings
-from crm.accounts import manage
 from crm.models import Attachment, Email, OutboxEntry, User
 from crm.outbound.sending import deliver_due
 from tests.factories import make_email
 from tests.support import records
+from tests.support.sending import smtp_only_account
 
 
 @pytest.fixture
@@ -22,22 +22,8 @@ def rep(services, user_client, smtp_server):
     with services.session() as session:
         user = session.scalar(select(User).where(User.username == "rep"))
         user.signature = "Rita Rep\nACME Sales"
-        manage.create_account(
-            session,
-            services.secret_box,
-            user_id=user.id,
-            email="rep@example.com",
-            host="",
-            port=993,
-            security="ssl",
-            login="",
-            password="",
-            smtp={
-                "smtp_host": smtp_server.host,
-                "smtp_port": smtp_server.port,
-                "smtp_security": "none",
-                "smtp_auth": False,
-            },
+        smtp_only_account(
+            session, services, user.id, "rep@example.com", smtp_server.host, smtp_server.port
         )
         settings.put(session, "undo_send_seconds", 0)
         return user.id

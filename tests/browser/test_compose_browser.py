@@ -11,7 +11,6 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm import settings
-from crm.accounts import manage
 from crm.db import utcnow
 from crm.models import Attachment, Email, User
 from crm.outbound import drafts, outbox
@@ -19,6 +18,7 @@ from crm.outbound.drafts import DraftInput
 from crm.outbound.sending import deliver_due
 from tests.browser.session import sign_in
 from tests.factories import make_email
+from tests.support.sending import smtp_only_account
 
 pytestmark = pytest.mark.browser
 PNG = bytes.fromhex(
@@ -29,23 +29,7 @@ PNG = bytes.fromhex(
 
 def _smtp_account(services, smtp_server, user_id: int, address: str) -> None:
     with services.session() as session:
-        manage.create_account(
-            session,
-            services.secret_box,
-            user_id=user_id,
-            email=address,
-            host="",
-            port=993,
-            security="ssl",
-            login="",
-            password="",
-            smtp={
-                "smtp_host": smtp_server.host,
-                "smtp_port": smtp_server.port,
-                "smtp_security": "none",
-                "smtp_auth": False,
-            },
-        )
+        smtp_only_account(session, services, user_id, address, smtp_server.host, smtp_server.port)
         session.commit()
 
 

@@ -1,8 +1,8 @@
 import pytest
 
 from crm import settings
-from crm.accounts import manage
 from crm.models import MailAccount, User
+from tests.support.sending import smtp_only_account
 
 
 @pytest.fixture
@@ -14,22 +14,8 @@ def rep(db, make_user):
 @pytest.fixture
 def smtp_account(db, services, rep, smtp_server):
     """rep's personal SMTP-only account on the loopback test server; mail leaves at once."""
-    account = manage.create_account(
-        db,
-        services.secret_box,
-        user_id=rep.id,
-        email="rep@example.com",
-        host="",
-        port=993,
-        security="ssl",
-        login="",
-        password="",
-        smtp={
-            "smtp_host": smtp_server.host,
-            "smtp_port": smtp_server.port,
-            "smtp_security": "none",
-            "smtp_auth": False,
-        },
+    account = smtp_only_account(
+        db, services, rep.id, "rep@example.com", smtp_server.host, smtp_server.port
     )
     settings.put(db, "undo_send_seconds", 0)
     db.commit()
