@@ -345,18 +345,47 @@ def rows(session: Session, user_id: int | None = None, limit: int = 500) -> list
     return list(session.scalars(stmt))
 
 
-def scheduled_of(session: Session, user_id: int) -> list[OutboxEntry]:
-    return list(
-        session.scalars(
-            select(OutboxEntry)
-            .where(
-                OutboxEntry.user_id == user_id,
-                OutboxEntry.state == QUEUED,
-                OutboxEntry.scheduled.is_(True),
-            )
-            .order_by(OutboxEntry.due_at)
+@dataclass(frozen=True)
+class Scheduled:
+    """A mail waiting for its scheduled time, as the compose page lists it."""
+
+    email_id: int
+    due_at: datetime
+    subject: str
+    to: str  # the first recipient (and how many more)
+
+
+def scheduled_of(session: Session, user_id: int) -> list[Scheduled]:
+    stmt = (
+        select(OutboxEntry.id, OutboxEntry.email_id, OutboxEntry.due_at, Email.subject)
+        .join(Email, Email.id == OutboxEntry.email_id)
+        .where(
+            OutboxEntry.user_id == user_id,
+            OutboxEntry.state == QUEUED,
+            OutboxEntry.scheduled.is_(True),
         )
+        .order_by(OutboxEntry.due_at)
     )
+    rows_ = session.execute(stmt).all()
+    envelopes: dict[int, list[str]] = {row.id: [] for row in rows_}
+    if envelopes:
+        recipients = select(OutboxRecipient.entry_id, OutboxRecipient.address).where(
+            OutboxRecipient.entry_id.in_(list(envelopes))
+        )
+        for entry_id, address in session.execute(recipients.order_by(OutboxRecipient.position)):
+            envelopes[entry_id].append(address)
+    return [
+        Scheduled(
+            row.email_id, row.due_at, row.subject or "(no subject)", _to_text(envelopes[row.id])
+        )
+        for row in rows_
+    ]
+
+
+def _to_text(addresses: list[str]) -> str:
+    if len(addresses) <= 1:
+        return "".join(addresses)
+    return f"{addresses[0]} and {len(addresses) - 1} more"
 
 
 def is_pending(entry: OutboxEntry | None) -> bool:

@@ -191,6 +191,25 @@ def test_undo_turns_the_mail_back_into_a_draft(user_client, rep, db, services, s
     assert db.get(Email, email_id).status == "Draft"
 
 
+def test_a_scheduled_mail_is_listed_by_subject_and_recipient(user_client, rep, services):
+    response = user_client.post(
+        "/compose/",
+        data={
+            "action": "schedule",
+            "send_at": "2099-03-01T09:30",
+            "from": "rep@example.com",
+            "to": "Žofia Nováková <zofia@customer.example>, jan@customer.example",
+            "subject": "Pripomienka – zmluva",
+        },
+    )
+    assert response.status_code == 303
+    assert deliver_due(services) == []  # not due before its time
+    page = user_client.get("/compose/").get_data(as_text=True)
+    scheduled = page[page.index("<h2>Scheduled</h2>") :]
+    assert "Pripomienka – zmluva</a>" in scheduled
+    assert "to zofia@customer.example and 1 more" in scheduled and "mail #" not in scheduled
+
+
 def test_external_mail_client_preference_gives_mailto_links(user_client, rep, db):
     db.get(User, rep).use_external_client = True
     db.commit()
