@@ -290,10 +290,12 @@ def log(mass_mail_id):
     found = _mass_mail(mass_mail_id)
     if not wants_fragment():
         return show(mass_mail_id)
-    return page("campaigns/_log.html", found=found, labels=progress.LABELS,
+    shown = progress.progress(db(), found)
+    response = page("campaigns/_log.html", progress=shown, found=found, labels=progress.LABELS,
                 log=progress.recipients_page(db(), found, request.args.get("status"),
                                              request.args.get("page", 1, type=int)),
                 shown_status=request.args.get("status", ""))  # fmt: skip
+    return stop_polling(response) if shown.finished else response
 
 
 def _act(mass_mail_id, action):

@@ -24,6 +24,7 @@ from crm.models import (
 from crm.models import outbox as outbox_states
 from crm.models.campaigns import QUEUED, RUNNING
 from crm.pagination import Page
+from crm.records.kinds import KIND_OF_TYPE
 
 SENT = "sent"
 BOUNCED = "bounced"
@@ -121,6 +122,8 @@ class Line:
     status: str
     reason: str
     opted_out_after: bool
+    name: str
+    slug: str  # the record's kind in URLs
 
     @property
     def label(self) -> str:
@@ -148,10 +151,25 @@ def recipients_page(
     pages = max(1, -(-total // per_page))
     number = min(max(1, number), pages)
     rows = session.execute(stmt.limit(per_page).offset((number - 1) * per_page)).all()
+    names = _names(session, [(r.entity_type, r.entity_id) for r in rows])
     lines = [
         Line(r.id, r.address, r.entity_type, r.entity_id, r.shown,
              r.reason or (r.last_reply if r.shown == "failed" else "") or "",
-             r.opted_out_at is not None)
+             r.opted_out_at is not None, names.get((r.entity_type, r.entity_id), "(deleted)"),
+             KIND_OF_TYPE[r.entity_type].slug)
         for r in rows
     ]  # fmt: skip
     return Page(items=lines, number=number, per_page=per_page, total=total)
+
+
+def _names(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """Display names of a page's records, one query per type."""
+    by_type: dict[str, list[int]] = {}
+    for entity_type, entity_id in keys:
+        by_type.setdefault(entity_type, []).append(entity_id)
+    names = {}
+    for entity_type, ids in by_type.items():
+        model = KIND_OF_TYPE[entity_type].model
+        for record in session.scalars(select(model).where(model.id.in_(ids))):
+            names[(entity_type, record.id)] = record.display_name
+    return names

@@ -67,9 +67,11 @@ def start_paths(data, admin: bool) -> list[str]:
         "/notifications/",
         "/imports/",
         "/accounts/",
+        *data.campaign_paths,
     ]
     if admin:
-        return [*paths, "/compose/", "/admin/", "/admin/teams/", "/admin/settings"]
+        return [*paths, "/compose/", "/admin/", "/admin/teams/", "/admin/settings",
+                "/campaigns/settings"]  # fmt: skip
     return [
         *paths,
         f"/inbox/{data.folder_id}",

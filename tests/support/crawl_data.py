@@ -126,6 +126,9 @@ class CrawlData:
     draft_id: int = 0
     # The compose form: a new mail, a reply, a reply to all, a forward, the user's draft.
     compose_paths: list[str] = field(default_factory=list)
+    # Campaigns: the list page, a target list, a running and a draft mass mail, the public
+    # opt-out and opt-in pages (crm.blueprints.campaigns).
+    campaign_paths: list[str] = field(default_factory=list)
 
 
 class _Mailer:
@@ -267,6 +270,7 @@ def seed(services, imap_server, smtp_server) -> CrawlData:
         _link_by_hand(session, rep_id, data)
         session.commit()
     _send_mail(services, smtp_server, rep_id, data)
+    _campaigns(services, smtp_server, rep_id, data)
     return data
 
 
@@ -753,3 +757,52 @@ def _link_bounces(services) -> None:
 
 
 # --- end bounces ------------------------------------------------------------------------------
+
+
+# --- campaigns ---------------------------------------------------------------------------
+
+
+def _campaigns(services, smtp_server, rep_id, data: CrawlData) -> None:
+    """A newsletter account (SMTP only) allowed for mass mail, a template, a target list of
+    the contacts, a mass mail started with its first batch queued (its bar polls), a draft."""
+    from crm.campaigns import batches, mass_mail, opt_out, senders, target_lists
+    from crm.models import Contact, EmailTemplate, MassMailRecipient
+
+    with services.session() as session:
+        account = MailAccount(
+            is_group=True, name="Novinky ACME", email_address="novinky@example.com",
+            smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="none",
+            smtp_auth=False, imap_host="",
+        )  # fmt: skip
+        session.add(account)
+        session.flush()
+        settings.put(session, "site_url", "http://127.0.0.1")
+        senders.allow(session, [account.id])
+        rep = session.get(User, rep_id)
+        template = EmailTemplate(
+            name="Novinky – december", subject="Novinky pre {Contact.firstName}",
+            body="<p>Dobrý deň {Contact.firstName},</p><p>{optOutLink}</p>", is_html=True,
+            owner_id=rep_id, one_off=True,
+        )  # fmt: skip
+        session.add(template)
+        session.flush()
+        found = target_lists.save_list(session, rep, {"name": "Zákazníci – newsletter"})
+        contacts = session.scalars(select(Contact.id)).all()
+        target_lists.add_members(session, found, "Contact", contacts, rep)
+        values = {"name": "Decembrové novinky", "template_id": template.id, "list_ids": [found.id],
+                  "mail_account_id": account.id, "per_hour": 60}  # fmt: skip
+        running = mass_mail.save(session, rep, values)
+        mass_mail.start(session, running, rep)
+        batches.queue_batch(session, services.blobs, running)
+        draft = mass_mail.save(session, rep, {**values, "name": "Januárové novinky"})
+        recipient = session.scalars(
+            select(MassMailRecipient).where(MassMailRecipient.mass_mail_id == running.id)
+        ).first()
+        unsubscribe = opt_out.unsubscribe_url(session, recipient.address_id, recipient.id)
+        confirm = opt_out.confirm_url(session, recipient.address_id, recipient.id)
+        session.commit()
+        data.campaign_paths = [
+            "/campaigns/", f"/campaigns/lists/{found.id}", f"/campaigns/{running.id}",
+            f"/campaigns/{draft.id}", unsubscribe.removeprefix("http://127.0.0.1"),
+            confirm.removeprefix("http://127.0.0.1"),
+        ]  # fmt: skip
