@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 import uuid
 from datetime import UTC, date, datetime
@@ -393,6 +394,28 @@ def test_many_threads_rendering_a_new_template_compile_it_once(compiles, monkeyp
     assert not errors and started.is_set()
     assert results == ["Žofia Jürgen Łukasz "] * 8
     assert len(compiles) == 1
+
+
+def test_html_and_plain_text_renders_in_threads_at_once_keep_their_own_escaping():
+    source = fresh("{{account.name}}")
+    outputs: dict[bool, set] = {True: set(), False: set()}
+
+    def worker(as_html: bool):
+        for _ in range(200):
+            outputs[as_html].add(render(source, OPPORTUNITY, html=as_html))
+
+    threads = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outputs == {True: {"Kováč &amp; Syn s.r.o."}, False: {"Kováč & Syn s.r.o."}}
+
+
+def test_compiling_leaves_no_module_behind():
+    before = set(sys.modules)
+    text(fresh("{{name}}"))
+    assert set(sys.modules) == before
 
 
 def test_the_cache_forgets_the_least_recently_used(compiles, monkeypatch):
