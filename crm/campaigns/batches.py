@@ -12,6 +12,7 @@ error for its author, before anything of the batch is queued. The caller commits
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from crm.mail.address import normalise_address
 from crm.mail.compose import (
     HeaderInjection,
     Mailbox,
+    OutgoingAttachment,
     OutgoingMessage,
     check_headers,
     html_to_text,
@@ -33,6 +35,7 @@ from crm.mail.compose import (
 )
 from crm.mail.parse import normalise_message_id
 from crm.models import (
+    Attachment,
     Email,
     EmailAddress,
     EmailRecipient,
@@ -53,6 +56,7 @@ from crm.models.campaigns import (
     RUNNING,
 )
 from crm.models.mail import STATUS_SENDING
+from crm.models.templates import TemplateAttachment
 from crm.outbound.message import random_message_id
 from crm.records import addressbook
 from crm.records.kinds import KIND_OF_TYPE
@@ -78,6 +82,15 @@ class _Prepared:
     address: EmailAddress
     record: object
     outgoing: OutgoingMessage
+    files: tuple[_File, ...] = ()
+
+
+@dataclass(frozen=True)
+class _File:
+    """A template's file: the blob it is stored as, and the part every mail carries."""
+
+    sha256: str
+    part: OutgoingAttachment
 
 
 def due(session: Session, now: datetime) -> list[int]:
@@ -105,7 +118,7 @@ def queue_batch(
         mass_mail.complete(found, now)
         return result
     try:
-        prepared = _prepare(session, found, account, creator, rows, result)
+        prepared = _prepare(session, blobs, found, account, creator, rows, result)
     except handlebars.TemplateError as exc:
         mass_mail.pause(session, found, f"The template cannot be rendered: {exc}")
         return result
@@ -143,8 +156,9 @@ def _next_recipients(session: Session, found: MassMail) -> list[MassMailRecipien
     return list(session.scalars(stmt))
 
 
-def _prepare(session, found, account, creator, rows, result: Batch) -> list[_Prepared]:
+def _prepare(session, blobs, found, account, creator, rows, result: Batch) -> list[_Prepared]:
     """Skip what must be skipped, render the rest (raises TemplateError)."""
+    files = _attachments(session, blobs, found)
     addresses = _by_id(session, EmailAddress, [r.address_id for r in rows])
     records = _records(session, rows)
     # Keyed by a hash of the text (version_key ""): ids of a database emptied and refilled
@@ -160,14 +174,30 @@ def _prepare(session, found, account, creator, rows, result: Batch) -> list[_Pre
             result.skipped += 1
             continue
         outgoing = _message(session, found, account, creator, text, row, address, record)
+        outgoing = dataclasses.replace(outgoing, attachments=tuple(f.part for f in files))
         try:
             check_headers(outgoing)
         except HeaderInjection as exc:
             row.status, row.reason = INVALID, str(exc)
             result.skipped += 1
             continue
-        prepared.append(_Prepared(row, address, record, outgoing))
+        prepared.append(_Prepared(row, address, record, outgoing, files))
     return prepared
+
+
+def _attachments(session: Session, blobs, found: MassMail) -> tuple[_File, ...]:
+    """The template's files, read once per batch (every mail of it carries the same bytes)."""
+    if not found.template_id:
+        return ()
+    stmt = (
+        select(TemplateAttachment)
+        .where(TemplateAttachment.template_id == found.template_id)
+        .order_by(TemplateAttachment.position, TemplateAttachment.id)
+    )
+    return tuple(
+        _File(a.sha256, OutgoingAttachment(a.filename, a.content_type, blobs.get(a.sha256)))
+        for a in session.scalars(stmt)
+    )
 
 
 def _skip_reason(address: EmailAddress | None, record) -> tuple[str, str] | None:
@@ -290,4 +320,10 @@ def _email(blobs, found, sender_id, item: _Prepared, due_at) -> Email:
         EmailRecipient(position=0, role="from", address_id=sender_id, name=found.from_name),
         EmailRecipient(position=1, role="to", address_id=item.address.id, name=to.name),
     ]
+    email.has_attachments = bool(outgoing.attachments)
+    email.attachments = [  # the blobs the template's files are stored as: nothing is copied
+        Attachment(position=i, filename=f.part.filename, content_type=f.part.content_type,
+                   size=len(f.part.data), sha256=f.sha256)
+        for i, f in enumerate(item.files)
+    ]  # fmt: skip
     return email

@@ -201,3 +201,23 @@ def test_a_template_error_pauses_before_anything_is_queued(db, services, campaig
     db.commit()
     assert found.status == "paused" and "template" in found.last_error
     assert db.scalar(select(OutboxEntry.id)) is None
+
+
+def test_the_template_files_go_with_every_mail(db, services, campaign, smtp_server):
+    from crm.models import Email
+    from crm.models.templates import TemplateAttachment
+
+    data = b"%PDF-1.4 price list"
+    db.add(TemplateAttachment(template_id=campaign.template_id, filename="Ceník 2027.pdf",
+                              content_type="application/pdf", size=len(data),
+                              sha256=services.blobs.put(data)))  # fmt: skip
+    db.commit()
+    found = _started(db, campaign, now=_past())
+    _run(db, services, found, _past())
+    deliver_due(services)
+    assert len(smtp_server.messages) == 3
+    for message in smtp_server.messages:
+        [part] = list(_parsed(message).iter_attachments())
+        assert part.get_filename() == "Ceník 2027.pdf" and part.get_content() == data
+    email = db.scalars(select(Email).where(Email.link_rule == "mass-mail")).first()
+    assert email.has_attachments and email.attachments[0].filename == "Ceník 2027.pdf"
