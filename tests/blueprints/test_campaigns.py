@@ -238,3 +238,26 @@ def test_settings_are_for_admins_and_pages_for_signed_in_users(client, mara, cam
     assert mara.get("/campaigns/settings").status_code == 404
     anonymous = client.app.test_client()
     assert anonymous.get("/campaigns/").status_code in (302, 401)
+
+
+def test_a_draft_and_a_list_are_edited_and_a_list_deleted(mara, db, campaign):
+    mass_mail_id = _create_mass_mail(mara, campaign)
+    form = _html(mara.get(f"/campaigns/{mass_mail_id}/edit"))
+    assert 'value="December news"' in form and "checked" in form
+    changed = mara.post(f"/campaigns/{mass_mail_id}/edit", data={
+        "name": "January news", "template_id": str(campaign.template_id),
+        "mail_account_id": str(campaign.account_id), "list_ids": [str(campaign.list_id)],
+        "per_hour": "120", "start_at": "2027-01-05T09:30"})  # fmt: skip
+    assert changed.status_code == 303
+    db.expire_all()
+    found = db.get(MassMail, mass_mail_id)
+    assert found.name == "January news" and found.per_hour == 120
+    assert found.start_at.year == 2027  # the user's zone (UTC here)
+    assert _html(mara.get(f"/campaigns/lists/{campaign.list_id}/edit")).count("Customers") >= 1
+    assert mara.post(f"/campaigns/lists/{campaign.list_id}/edit",
+                     data={"name": "Key customers"}).status_code == 303  # fmt: skip
+    assert "Key customers" in _html(mara.get(f"/campaigns/lists/{campaign.list_id}/delete"))
+    assert mara.post(f"/campaigns/lists/{campaign.list_id}/delete").status_code == 303
+    db.expire_all()
+    assert db.get(TargetList, campaign.list_id) is None
+    assert mara.get(f"/campaigns/lists/{campaign.list_id}").status_code == 404
