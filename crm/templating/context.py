@@ -12,15 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.mail.address import normalise_address, split_name
-from crm.models import RECORD_TYPES, Contact, Lead, User
+from crm.models import RECORD_TYPES, Contact, EmailAddress, EmailAddressLink, Lead, User
 from crm.records import addressbook, people, preferences
 from crm.records.access import get_visible
 from crm.templating import handlebars
 
 PERSON_TYPES = ("User", "Contact", "Lead", "Account")
+USER_VIEWS = "crm.templating.user_views"  # session.info key
 
 Getter = Callable[[object], object]
 COMMON: dict[str, Getter] = {
@@ -78,22 +80,35 @@ def record_of(session: Session, kind: str | None, record_id: int | None):
 
 
 def primary_address(session: Session, entity_type: str, entity_id: int) -> str:
-    links = addressbook.addresses_of(session, entity_type, entity_id)
-    return links[0].address.address if links else ""
+    """The record's primary address (else its oldest), in one plain query."""
+    stmt = (
+        select(EmailAddress.address)
+        .join(EmailAddressLink, EmailAddressLink.address_id == EmailAddress.id)
+        .where(EmailAddressLink.entity_type == entity_type, EmailAddressLink.entity_id == entity_id)
+        .order_by(EmailAddressLink.is_primary.desc(), EmailAddressLink.id)
+        .limit(1)
+    )
+    return session.scalar(stmt) or ""
 
 
 def user_view(session: Session, user: User) -> dict:
-    """The whitelisted fields of a user (never the password hash or session data)."""
-    view = {name: get(user) for name, get in USER_FIELDS.items()}
-    view["emailAddress"] = primary_address(session, "User", user.id)
-    return view
+    """The whitelisted fields of a user (never the password hash or session data); kept for
+    the session's life, as a mass mail renders the same sender thousands of times."""
+    cache = session.info.setdefault(USER_VIEWS, {})
+    if user.id not in cache:
+        view = {name: get(user) for name, get in USER_FIELDS.items()}
+        view["emailAddress"] = primary_address(session, "User", user.id)
+        cache[user.id] = view
+    return dict(cache[user.id])
 
 
-def record_view(session: Session, record, viewer: User, with_links: bool = True) -> dict:
+def record_view(
+    session: Session, record, viewer: User, with_links: bool = True, own_address: bool = True
+) -> dict:
     """A record's whitelisted fields, with its links' views when the viewer may read them."""
     kind = record.entity_type
     view = {name: get(record) for name, get in {**COMMON, **FIELDS.get(kind, {})}.items()}
-    if kind in PERSON_TYPES:
+    if kind in PERSON_TYPES and own_address:
         view["emailAddress"] = primary_address(session, kind, record.id)
     if not with_links:
         return view
@@ -129,26 +144,43 @@ def _links(session: Session, record, viewer: User) -> dict[str, object]:
 
 
 def person_view(session: Session, address: str, viewer: User) -> tuple[str | None, dict]:
-    """(type, view) of who holds the recipient's address; an unknown holder gives the address."""
+    """(type, view) of who holds the recipient's address, by crm.records.people's precedence
+    (User, Contact, Lead, Account) among holders the viewer may read; an unknown holder gives
+    the address alone. Its `emailAddress` is the address written to."""
     address = normalise_address(address) or address
-    person = people.people_for(session, [("", address)], viewer)[0]
-    record = None
-    if person.kind == "User":
-        record = session.get(User, person.record_id)
-    elif person.kind in RECORD_TYPES:
-        record = get_visible(session, RECORD_TYPES[person.kind], person.record_id, viewer)
+    record = _holder(session, address.lower(), viewer)
     if record is None:
         return None, {"emailAddress": address}
     if isinstance(record, User):
         view = user_view(session, record)
     else:
-        view = record_view(session, record, viewer)
+        view = record_view(session, record, viewer, own_address=False)
     view["emailAddress"] = address
-    return person.kind, view
+    return record.entity_type if not isinstance(record, User) else "User", view
+
+
+def _holder(session: Session, lower: str, viewer: User):
+    held = sorted(
+        (people.PRECEDENCE.index(kind), record_id, kind)
+        for _, kind, record_id in addressbook.holders(session, [lower])
+        if kind in people.PRECEDENCE
+    )
+    for _, record_id, kind in held:
+        if kind == "User":
+            return session.get(User, record_id)
+        record = get_visible(session, RECORD_TYPES[kind], record_id, viewer)
+        if record is not None:
+            return record
+    return None
 
 
 def sources(session: Session, user: User, parent=None, to_address: str | None = None) -> Sources:
     """Every view a template may read, in the documented order of precedence."""
+    with session.no_autoflush:  # only reads: pending changes need not be flushed for them
+        return _sources(session, user, parent, to_address)
+
+
+def _sources(session: Session, user: User, parent, to_address: str | None) -> Sources:
     warnings: list[str] = []
     parent_view = None
     if parent is not None:
