@@ -57,6 +57,9 @@ class Config:
     login_rate_limit: str = "10 per minute"
     # Name of the RQ queue that carries fetch and send jobs.
     queue_name: str = "mail"
+    # A fetch that has not reported progress (one per batch) for this long lost its worker:
+    # another may take the account over. Longer than a batch can take; tests shorten it.
+    sync_lease_seconds: int = 300
     # Send session and remember cookies over HTTPS only; turn on behind TLS (off for `make run`).
     secure_cookies: bool = False
     testing: bool = False
@@ -87,6 +90,7 @@ class Config:
             "mail_ca_file": env.get("CRM_MAIL_CA_FILE", ""),
             "login_rate_limit": env.get("CRM_LOGIN_RATE_LIMIT", "10 per minute"),
             "queue_name": env.get("CRM_QUEUE", "mail"),
+            "sync_lease_seconds": int(env.get("CRM_SYNC_LEASE_SECONDS") or 300),
             "secure_cookies": env.get("CRM_SECURE_COOKIES", "").lower()
             in ("1", "true", "yes", "on"),
         }

@@ -55,6 +55,23 @@ def enqueue_fetch(queue: Queue, account_id: int) -> bool:
     return True
 
 
+def forget_dead_fetch(queue: Queue, account_id: int) -> None:
+    """Drop the account's fetch job that the queue still counts as started although its
+    worker is gone (the account's claim lease ran out): RQ itself notices only after the job's
+    timeout, and until then nothing would fetch the account again."""
+    for job_id in (fetch_job_id(account_id), fetch_job_id(account_id) + "-next"):
+        if _status(queue.connection, job_id) == "started":
+            JsonJob.fetch(job_id, connection=queue.connection).delete()
+
+
+def _status(connection: Redis, job_id: str) -> str | None:
+    try:
+        job = JsonJob.fetch(job_id, connection=connection)
+    except Exception:  # noqa: BLE001 - no such job, or one saved by an older version
+        return None
+    return job.get_status(refresh=False)
+
+
 def _waiting(connection: Redis, job_id: str) -> bool:
     try:
         job = JsonJob.fetch(job_id, connection=connection)

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from rq import get_current_job
 from sqlalchemy import select
 
 from crm.config import Config
 from crm.db import utcnow
+from crm.inbound.claims import lease_expired
 from crm.inbound.sync import Budget, sync_account
 from crm.models import MailAccount
 from crm.outbound import outbox
 from crm.outbound.sending import deliver_all_due
-from crm.queue import SEND_JOB, enqueue_fetch, fetch_job_id, is_pending, mail_queue
+from crm.queue import (
+    SEND_JOB,
+    enqueue_fetch,
+    fetch_job_id,
+    forget_dead_fetch,
+    is_pending,
+    mail_queue,
+)
 from crm.services import Services
 
 log = logging.getLogger(__name__)
@@ -32,8 +41,13 @@ def services() -> Services:
     return _services
 
 
+def sync_lease() -> timedelta:
+    return timedelta(seconds=services().config.sync_lease_seconds)
+
+
 def dispatch_fetches() -> int:
-    """Periodic: enqueue one fetch per active account that has none waiting or running."""
+    """Periodic: enqueue one fetch per active account that has none waiting or running (a
+    job whose worker died, seen by its account's lapsed lease, is not running)."""
     svc = services()
     queue = mail_queue(svc.redis, svc.config.queue_name)
     with svc.session() as session:
@@ -46,8 +60,11 @@ def dispatch_fetches() -> int:
                 )
             )
         )
+        dead = lease_expired(session, ids, sync_lease())
     enqueued = 0
     for account_id in ids:
+        if account_id in dead:
+            forget_dead_fetch(queue, account_id)
         enqueued += enqueue_fetch(queue, account_id)
     return enqueued
 
@@ -55,7 +72,7 @@ def dispatch_fetches() -> int:
 def fetch_account(account_id: int) -> dict:
     """Sync one account within the job budget; continue in a new job if there is more."""
     job = get_current_job()
-    summary = sync_account(services(), account_id, JOB_BUDGET)
+    summary = sync_account(services(), account_id, JOB_BUDGET, stale_after=sync_lease())
     log.info("job %s account %s: %s", job.id if job else "-", account_id, summary.as_dict())
     if summary.error:
         raise RuntimeError(f"account {account_id}: {summary.error}")

@@ -12,12 +12,13 @@ from crm.accounts.oauth import NeedsReauthorisation
 from crm.db import utcnow
 from crm.mail.errors import MailError
 from crm.mailbox.notifications import notify
-from crm.models import MailAccount, User
+from crm.models import MailAccount, SyncRun, User
 from crm.models.accounts import STALE_CLAIM
 
 # Connection failures shorter than this are glitches and notify nobody.
 GLITCH = timedelta(minutes=10)
 NOTIFY_EVERY = timedelta(days=1)
+ABANDONED = "The worker stopped before this fetch finished; another fetch took over."
 
 
 def users_receiving(session: Session, account: MailAccount) -> set[int]:
@@ -49,7 +50,36 @@ def claim(
         )
         .values(sync_state="running", sync_claimed_at=now)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    _close_abandoned_runs(session, account_id, now)
+    return True
+
+
+def _close_abandoned_runs(session: Session, account_id: int, now: datetime) -> None:
+    """A run still open when its account is claimed was left by a killed worker: close it, so
+    the account's runs never overlap and its status shows no sync that nobody does."""
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.mail_account_id == account_id, SyncRun.state == "running")
+        .values(state="failed", error=ABANDONED, finished_at=now)
+    )
+
+
+def lease_expired(
+    session: Session, account_ids: list[int], stale_after: timedelta = STALE_CLAIM
+) -> set[int]:
+    """The accounts among `account_ids` whose sync stopped reporting progress: its worker is
+    gone (killed, or its machine lost), whatever the queue still says about its job."""
+    return set(
+        session.scalars(
+            select(MailAccount.id).where(
+                MailAccount.id.in_(account_ids),
+                MailAccount.sync_state == "running",
+                MailAccount.sync_claimed_at < utcnow() - stale_after,
+            )
+        )
+    )
 
 
 def heartbeat(session: Session, account_id: int) -> None:

@@ -65,3 +65,33 @@ def test_success_clears_the_error(db, services, make_user):
     record_failure(db, account, ImapError(plain="host unreachable"))
     record_success(account)
     assert account.last_error is None and account.error_since is None
+
+
+def test_taking_over_a_lapsed_claim_closes_the_run_its_killed_worker_left_open(
+    db, services, make_user
+):
+    from crm.inbound.claims import ABANDONED, claim
+    from crm.models import SyncRun
+
+    account = _account(db, services, make_user("rep"))
+    assert claim(db, account.id)
+    left = SyncRun(mail_account_id=account.id)
+    db.add(left)
+    db.flush()
+    assert not claim(db, account.id)  # its worker may still be alive
+    later = utcnow() + timedelta(minutes=6)
+    assert claim(db, account.id, now=later, stale_after=timedelta(minutes=5))
+    db.refresh(left)
+    assert (left.state, left.error, left.finished_at) == ("failed", ABANDONED, later)
+
+
+def test_lease_expired_names_only_accounts_whose_sync_stopped_reporting(db, services, make_user):
+    from crm.inbound.claims import claim, lease_expired
+
+    owner = make_user("rep")
+    live, dead, idle = (_account(db, services, owner) for _ in range(3))
+    assert claim(db, live.id)
+    assert claim(db, dead.id, now=utcnow() - timedelta(seconds=30))
+    ids = [live.id, dead.id, idle.id]
+    assert lease_expired(db, ids, timedelta(seconds=20)) == {dead.id}
+    assert lease_expired(db, ids) == set()  # the default lease is minutes

@@ -90,3 +90,36 @@ def test_the_procfile_starts_that_worker():
     procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
     worker = next(line for line in procfile.splitlines() if line.startswith("worker:"))
     assert worker.split()[2:] == ["-m", "workers.worker"]
+
+
+def test_dispatch_replaces_a_fetch_job_whose_worker_died(
+    worker_services, redis, db, make_user, imap_server, monkeypatch
+):
+    """A worker killed mid-fetch leaves its job "started" in Redis until RQ's own timeout
+    (minutes): once the account's lease has lapsed, dispatch queues the fetch again."""
+    from datetime import timedelta
+
+    from rq.job import JobStatus
+
+    from crm.db import utcnow
+    from crm.inbound.claims import claim
+    from crm.models import MailAccount
+    from crm.queue import JsonJob, fetch_job_id
+
+    monkeypatch.setattr(worker_services.config, "sync_lease_seconds", 20)
+    uid = make_user("rep", ["rep@example.com"])
+    account = make_account(worker_services, uid, imap_server, imap_server.new_user())
+    assert jobs.dispatch_fetches() == 1
+    queue = mail_queue(redis)
+    job = JsonJob.fetch(fetch_job_id(account), connection=redis)
+    queue.remove(job)  # taken by a worker, which claimed the account
+    job.set_status(JobStatus.STARTED)
+    with worker_services.session() as s:
+        assert claim(s, account)
+    assert jobs.dispatch_fetches() == 0  # its worker reports progress: still running
+    with worker_services.session() as s:
+        s.get(MailAccount, account).sync_claimed_at = utcnow() - timedelta(seconds=21)
+    assert jobs.dispatch_fetches() == 1
+    assert job.get_status(refresh=True) == "queued" and len(queue) == 1
+    db.expire_all()
+    assert db.get(MailAccount, account).sync_state == "running"  # the next fetch takes it over
