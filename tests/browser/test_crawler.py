@@ -71,12 +71,13 @@ def start_paths(data, admin: bool) -> list[str]:
     ]
     if admin:
         return [*paths, "/compose/", "/admin/", "/admin/teams/", "/admin/settings",
-                "/campaigns/settings"]  # fmt: skip
+                "/campaigns/settings", "/accounts/group/new"]  # fmt: skip
     return [
         *paths,
         f"/inbox/{data.folder_id}",
         f"/filters/{data.filter_id}",
         f"/accounts/{data.mail_account_id}",
+        *data.oauth_paths,
         # Writing mail, and what became of the mail sent (Sent, Failed, Unknown, Queued, ...).
         *data.compose_paths,
         *(f"/mail/{email_id}" for email_id in data.sent_mail_ids.values()),

@@ -129,6 +129,9 @@ class CrawlData:
     # Campaigns: the list page, a target list, a running and a draft mass mail, the public
     # opt-out and opt-in pages (crm.blueprints.campaigns).
     campaign_paths: list[str] = field(default_factory=list)
+    # OAuth2 (issue 15): a Gmail account connected with Google and one that needs
+    # reconnecting (their pages and edit forms), and the new-account form with Connect.
+    oauth_paths: list[str] = field(default_factory=list)
 
 
 class _Mailer:
@@ -271,6 +274,7 @@ def seed(services, imap_server, smtp_server) -> CrawlData:
         session.commit()
     _send_mail(services, smtp_server, rep_id, data)
     _campaigns(services, smtp_server, rep_id, data)
+    _oauth_accounts(services, imap_server, rep_id, data)
     return data
 
 
@@ -806,3 +810,34 @@ def _campaigns(services, smtp_server, rep_id, data: CrawlData) -> None:
             f"/campaigns/{draft.id}", unsubscribe.removeprefix("http://127.0.0.1"),
             confirm.removeprefix("http://127.0.0.1"),
         ]  # fmt: skip
+
+
+def _oauth_accounts(services, imap_server, rep_id, data: CrawlData) -> None:
+    """Google sign-in set up (its sign-in page is never opened: Connect is a POST), a connected
+    Gmail account and one the provider refused, which needs reconnecting."""
+    from datetime import timedelta
+
+    from crm.accounts import manage, oauth
+    from crm.db import utcnow
+
+    with services.session() as session:
+        box = services.secret_box
+        overrides = {"client_id": "crawl-client", "authorize_url": "http://127.0.0.1:9/authorize",
+                     "token_url": "http://127.0.0.1:9/token", "imap_host": imap_server.host,
+                     "imap_port": imap_server.port, "imap_security": "none"}  # fmt: skip
+        oauth.save_provider_config(session, box, "google", overrides, client_secret="crawl")
+        ids = []
+        for email in ("renata.gmail@example.com", "renata.stara@example.com"):
+            grant = oauth.Grant(email, "at-crawl", "rt-crawl", utcnow() + timedelta(hours=1), "")
+            account = manage.create_oauth_account(
+                session, box, user_id=rep_id, provider="google", grant=grant
+            )
+            ids.append(account.id)
+        oauth.mark_needs_reauthorisation(
+            session, account, "Google refused the stored authorisation (invalid_grant)"
+        )
+    data.oauth_paths = [
+        "/accounts/new",
+        *(f"/accounts/{i}" for i in ids),
+        *(f"/accounts/{i}/edit" for i in ids),
+    ]
