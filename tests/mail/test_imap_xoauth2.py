@@ -41,3 +41,19 @@ def test_passwords_still_work_on_the_oauth_dovecot(oauth_imap_server):
     user = oauth_imap_server.new_user()
     with ImapConnection(_endpoint(oauth_imap_server), "none", user, PASSWORD) as conn:
         assert "INBOX" in conn.folders()
+
+
+def test_dovecot_takes_oauthbearer_too(oauth_imap_server, oauth_provider):
+    import imaplib
+
+    from crm.mail.xoauth2 import oauthbearer
+
+    email = f"{oauth_imap_server.new_user()}@example.com"
+    access, _refresh = oauth_provider.grant(email)
+    response = oauthbearer(email, access, oauth_imap_server.host, oauth_imap_server.port).encode()
+    conn = imaplib.IMAP4(oauth_imap_server.host, oauth_imap_server.port, timeout=30)
+    try:
+        typ, _data = conn.authenticate("OAUTHBEARER", lambda challenge: response)
+        assert typ == "OK"
+    finally:
+        conn.logout()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from crm.mail.hosts import Endpoint
@@ -65,3 +67,16 @@ def test_refused_token_is_renewed_once(bearer_server):
         pass
     assert len(renewals) == 1
     assert bearer_server.logins == [("XOAUTH2", "a@x.example")]
+
+
+def test_the_smtp_fixture_takes_oauthbearer(bearer_server):
+    import smtplib
+
+    with smtplib.SMTP(bearer_server.host, bearer_server.port, timeout=30) as client:
+        client.ehlo()
+        code, _ = client.docmd(
+            "AUTH",
+            "OAUTHBEARER "
+            + base64.b64encode(oauthbearer("a@x.example", "good-a@x.example").encode()).decode(),
+        )
+    assert code == 235 and bearer_server.logins == [("OAUTHBEARER", "a@x.example")]
