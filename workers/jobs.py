@@ -8,22 +8,26 @@ from datetime import timedelta
 from rq import get_current_job
 from sqlalchemy import select
 
+from crm.campaigns import batches
 from crm.config import Config
 from crm.db import utcnow
 from crm.inbound.claims import lease_expired
 from crm.inbound.sync import Budget, sync_account
-from crm.models import MailAccount
+from crm.models import MailAccount, MassMail
 from crm.outbound import outbox
 from crm.outbound.sending import deliver_all_due
 from crm.queue import (
     SEND_JOB,
     enqueue_fetch,
+    enqueue_send,
     fetch_job_id,
     forget_dead_fetch,
     is_pending,
     mail_queue,
+    send_job_id,
 )
 from crm.services import Services
+from workers.schedule import MASS_MAIL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +114,31 @@ def sweep_outbox() -> dict:
     if due and not is_pending(svc.redis, "send-outbox-sweep"):
         queue.enqueue(SEND_JOB, None, job_id="send-outbox-sweep", job_timeout=600, result_ttl=300)
     return {**swept, "due": due}
+
+
+# Mass mail: one run queues at most this many batches per mass mail (the next run goes on),
+# and what falls due before the next run (workers.schedule.MASS_MAIL_SECONDS).
+MASS_MAIL_BATCHES_PER_RUN = 20
+
+
+def run_mass_mails() -> dict:
+    """Periodic (and after a start or resume): queue the due batches of running mass mail,
+    each committed on its own, then a send job per second of due time."""
+    svc = services()
+    ahead = timedelta(seconds=MASS_MAIL_SECONDS)
+    jobs: dict[str, tuple[int, object]] = {}
+    with svc.session() as session:
+        for mass_mail_id in batches.due(session, utcnow() + ahead):
+            for _ in range(MASS_MAIL_BATCHES_PER_RUN):
+                found = session.get(MassMail, mass_mail_id)
+                batch = batches.queue_batch(session, svc.blobs, found, utcnow(), ahead)
+                session.commit()
+                for entry_id, due_at in batch.queued:
+                    jobs.setdefault(send_job_id(due_at), (entry_id, due_at))
+                if not batch.more:
+                    break
+    queue = mail_queue(svc.redis, svc.config.queue_name)
+    for entry_id, due_at in jobs.values():
+        enqueue_send(queue, entry_id, due_at)
+    log.info("mass mail job: %s send jobs", len(jobs))
+    return {"send_jobs": len(jobs)}
