@@ -143,16 +143,21 @@ def _links(session: Session, record, viewer: User) -> dict[str, object]:
     return found
 
 
-def person_view(session: Session, address: str, viewer: User) -> tuple[str | None, dict]:
+def person_view(
+    session: Session, address: str, viewer: User, parent=None, parent_view: dict | None = None
+) -> tuple[str | None, dict]:
     """(type, view) of who holds the recipient's address, by crm.records.people's precedence
     (User, Contact, Lead, Account) among holders the viewer may read; an unknown holder gives
-    the address alone. Its `emailAddress` is the address written to."""
+    the address alone. Its `emailAddress` is the address written to. A person who is the
+    parent (a mass mail's recipient) reuses the parent's view."""
     address = normalise_address(address) or address
     record = _holder(session, address.lower(), viewer)
     if record is None:
         return None, {"emailAddress": address}
     if isinstance(record, User):
         view = user_view(session, record)
+    elif record is parent and parent_view is not None:
+        view = dict(parent_view)
     else:
         view = record_view(session, record, viewer, own_address=False)
     view["emailAddress"] = address
@@ -193,7 +198,7 @@ def _sources(session: Session, user: User, parent, to_address: str | None) -> So
             parent_view = record_view(session, parent, user)
     person_kind, person = (None, {})
     if to_address:
-        person_kind, person = person_view(session, to_address, user)
+        person_kind, person = person_view(session, to_address, user, parent, parent_view)
     views: dict[str, dict] = {"User": user_view(session, user)}
     if parent_view is not None:
         views["Parent"] = parent_view

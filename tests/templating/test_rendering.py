@@ -204,3 +204,13 @@ def test_placeholders_are_parsed_once_per_version(db, rep):
     first = rendering.parsed(text)
     assert rendering.parsed(TemplateText("changed?", "ignored", False, text.version_key)) is first
     assert rendering.parsed(TemplateText("{Account.name}", "{User.name}", False)) is not first
+
+
+def test_a_recipient_who_is_the_parent_is_both(db, rep):
+    acme = records.account(db, "Acme", **mine(rep))
+    ann = records.contact(db, "Ann", "Buyer", ["ann@acme.example", "ann.b@home.example"],
+                          account=acme, **mine(rep))  # fmt: skip
+    out = render(db, rep, "{Person.firstName} {Person.emailAddress} {Contact.emailAddress} "
+                 "{Parent.emailAddress} {Person.account.name}", parent=ann,
+                 to_address="ann.b@home.example")  # fmt: skip
+    assert out.body == "Ann ann.b@home.example ann@acme.example ann@acme.example Acme"
