@@ -26,6 +26,7 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from crm.db import utcnow
@@ -465,7 +466,8 @@ class Refresher:
     def access_token(self, account_id: int, rejected: str | None = None) -> str:
         """A valid access token; refreshed when it expires within REFRESH_AHEAD, or when the
         mail server refused `rejected` (revoked or expired early at the provider)."""
-        deadline = time.monotonic() + REFRESH_LEASE.total_seconds()
+        # Past the lease a dead worker's claim can be taken over: wait a little longer than it.
+        deadline = time.monotonic() + REFRESH_LEASE.total_seconds() + 15
         while True:
             with self.sessions() as session:
                 account = session.get(MailAccount, account_id)
@@ -476,8 +478,18 @@ class Refresher:
                 current = _open(account, self.box, "oauth_access_token")
                 if current and current != rejected and _fresh(account):
                     return current
-                claim = _claim(session, account_id)
-                session.commit()
+                try:
+                    claim = _claim(session, account_id)
+                    session.commit()
+                except OperationalError:
+                    # SQLite: another connection holds the write lock (a caller's open
+                    # transaction) past the busy timeout. A token that still works is used.
+                    session.rollback()
+                    if current and current != rejected and _valid(account):
+                        return current
+                    raise TokenUnavailable(
+                        plain="the access could not be renewed just now"
+                    ) from None
                 if claim:
                     return self._refresh(session, account_id, claim, rejected)
             if time.monotonic() > deadline:
@@ -552,6 +564,10 @@ class Refresher:
 def _fresh(account: MailAccount) -> bool:
     expires = account.oauth_expires_at
     return expires is not None and expires - REFRESH_AHEAD > utcnow()
+
+
+def _valid(account: MailAccount) -> bool:
+    return account.oauth_expires_at is not None and account.oauth_expires_at > utcnow()
 
 
 def _claim(session: Session, account_id: int) -> str | None:

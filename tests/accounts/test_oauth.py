@@ -258,3 +258,32 @@ def test_tokens_are_never_logged(db, services, caplog, oauth_provider, oauth_ima
     refresh = _stored_refresh_token(services, account_id)
     assert token not in caplog.text and refresh not in caplog.text
     assert CLIENT_SECRET not in caplog.text
+
+
+def test_a_locked_sqlite_database_keeps_a_working_token(
+    db, services, database_url, oauth_provider, oauth_imap_server
+):
+    """A caller holding SQLite's write lock (sending keeps a mail's outcome open while it
+    reconnects) must not make the refresh fail: the still valid token is used."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has row locks: the claim UPDATE does not wait on the caller")
+    from sqlalchemy import update
+
+    from crm.db import make_engine
+
+    account_id = make_oauth_account(services, None, oauth_provider, oauth_imap_server)
+    _expire_soon(services, account_id)  # within REFRESH_AHEAD, not yet expired
+    engine = make_engine(database_url, connect_args={"timeout": 0.2, "check_same_thread": False})
+    impatient = oauth.Refresher(sessionmaker(bind=engine), services.secret_box, lambda _s: None)
+    db.execute(update(MailAccount).where(MailAccount.id == account_id).values(name="busy"))
+    try:
+        token = impatient.access_token(account_id)
+        assert oauth_provider.owner(token) and oauth_provider.refreshes == 0
+        db.rollback()
+        _expire_soon(services, account_id, within=timedelta(minutes=-1))  # expired now
+        db.execute(update(MailAccount).where(MailAccount.id == account_id).values(name="busy"))
+        with pytest.raises(oauth.TokenUnavailable):
+            impatient.access_token(account_id)
+    finally:
+        db.rollback()
+        engine.dispose()
