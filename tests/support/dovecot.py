@@ -174,9 +174,9 @@ class Dovecot:
         maildir = self.dir / "mail" / user
         for sub in ("tmp", "new", "cur"):
             (maildir / sub).mkdir(parents=True, exist_ok=True)
-        stamp = int(time.time())
+        stamp = f"{int(time.time())}.R{os.urandom(4).hex()}P{os.getpid()}"  # unique per call
         for n, raw in enumerate(raws):
-            name = f"{stamp}.M{n}P{os.getpid()}.crmtest,S={len(raw)}"
+            name = f"{stamp}M{n}.crmtest,S={len(raw)}"
             (maildir / "tmp" / name).write_bytes(raw)
             os.rename(maildir / "tmp" / name, maildir / "new" / name)
         if self.is_root:
