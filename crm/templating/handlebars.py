@@ -37,7 +37,8 @@ from pybars._compiler import CodeBuilder
 ALLOWED_BLOCKS = ("if", "unless", "each", "with", "ifEqual", "ifNotEqual")
 ALLOWED_HELPERS = ("dateFormat", "numberFormat", "join")
 LOOP_VARIABLES = ("@index", "@first", "@last", "@key")
-CACHE_SIZE = 256
+CACHE_SIZE = 256  # compiled templates kept
+CACHE_CHARS = 20_000_000  # and at most this much template text in them
 MAX_NESTING = 16
 MAX_SOURCE = 2_000_000  # characters; text outside tags costs next to nothing
 MAX_TAGS = 5_000  # pybars3's code builder takes about 0.2 ms a tag
@@ -501,7 +502,7 @@ def _strip_standalone(tokens: list) -> list:
 
 # -- compiling and the cache -----------------------------------------------------------------
 
-_cache: OrderedDict[str, object] = OrderedDict()
+_cache: OrderedDict[str, tuple[object, int]] = OrderedDict()  # sha256 -> (render, characters)
 _cache_lock = threading.Lock()  # guards _cache; held for dictionary work only
 _compile_lock = threading.Lock()  # pybars3's Compiler shares one code builder: one at a time
 
@@ -517,19 +518,25 @@ def _compiled(source: str):
         found = _cached(key)  # another thread may have compiled it while this one waited
         if found is None:
             found = _compile(tokens)
-            with _cache_lock:
-                _cache[key] = found
-                while len(_cache) > CACHE_SIZE:
-                    _cache.popitem(last=False)
+            _store(key, found, len(source))
     return found
 
 
 def _cached(key: str):
     with _cache_lock:
-        found = _cache.get(key)
-        if found is not None:
-            _cache.move_to_end(key)
-        return found
+        entry = _cache.get(key)
+        if entry is None:
+            return None
+        _cache.move_to_end(key)
+        return entry[0]
+
+
+def _store(key: str, template, characters: int) -> None:
+    with _cache_lock:
+        _cache[key] = (template, characters)
+        total = sum(size for _, size in _cache.values())
+        while len(_cache) > 1 and (len(_cache) > CACHE_SIZE or total > CACHE_CHARS):
+            total -= _cache.popitem(last=False)[1][1]
 
 
 def _compile(tokens: list):

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pybars
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.templating import handlebars
@@ -426,6 +426,14 @@ def test_the_cache_forgets_the_least_recently_used(compiles, monkeypatch):
     assert len(compiles) == 4  # first, second, third, then second again (first stayed in use)
 
 
+def test_the_cache_holds_a_bounded_amount_of_template_text(compiles, monkeypatch):
+    monkeypatch.setattr(handlebars, "CACHE_CHARS", 100)
+    big, small = fresh("x" * 80), fresh("y")
+    for source in (big, small, big):
+        text(source, {})
+    assert len(compiles) == 3  # big and small would hold more than 100 characters together
+
+
 def test_a_template_error_is_not_cached(compiles):
     source = fresh("{{#if x}}")
     for _ in range(2):
@@ -494,7 +502,12 @@ def valid_templates():
     return st.lists(piece, max_size=5).map("".join)
 
 
-@settings(max_examples=60, deadline=None, database=None)  # pybars3 parses slowly
+@settings(
+    max_examples=60,  # pybars3 parses slowly
+    deadline=None,
+    database=None,  # no .hypothesis folder in the shared working tree
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],  # a busy machine
+)
 @given(source=valid_templates())
 def test_our_tokens_and_pybars3s_parser_agree_on_generated_templates(source):
     data = plain_data(OPPORTUNITY)

@@ -283,7 +283,11 @@ PROPERTY = settings(
     max_examples=300,
     deadline=None,
     database=None,  # no .hypothesis folder in the shared working tree
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,  # a busy machine
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # the canary is reset by each test, not example
+    ],
 )
 
 
