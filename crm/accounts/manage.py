@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from crm import settings
-from crm.accounts import oauth
+from crm.accounts import oauth, tokens
 from crm.mail.hosts import parse_allowlist, resolve
 from crm.mail.imap import SECURITY, ImapConnection, ImapLoginRefused, tls_context
 from crm.mail.smtp import SECURITY as SMTP_SECURITY
@@ -59,7 +59,7 @@ def smtp_settings(
     endpoint = resolve(account.smtp_host, account.smtp_port, host_allowlist(session, env_allowlist))
     login = account.smtp_login or account.imap_login or account.email_address
     if oauth.is_oauth(account):
-        refresher = oauth.Refresher.of(account, box)
+        refresher = tokens.Refresher.of(account, box)
         token = refresher.access_token(account.id)
         return SmtpSettings(
             endpoint=endpoint,
@@ -234,7 +234,7 @@ def connect(
     early at the provider)."""
     endpoint = resolve(account.imap_host, account.imap_port, allowlist)
     if oauth.is_oauth(account):
-        refresher = oauth.Refresher.of(account, box)
+        refresher = tokens.Refresher.of(account, box)
         token = refresher.access_token(account.id)
         login = account.imap_login or account.email_address
         context = tls_context(ca_file)

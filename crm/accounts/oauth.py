@@ -15,9 +15,7 @@ import base64
 import hmac
 import json
 import logging
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -25,9 +23,8 @@ from urllib.parse import urlsplit
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, object_session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm.db import utcnow
 from crm.mail.errors import MailError
@@ -38,14 +35,6 @@ from crm.secrets import SecretBox, SecretError
 log = logging.getLogger(__name__)
 
 PASSWORD, OAUTH2 = "password", "oauth2"
-# Refresh this long before the provider's expiry: a token must not run out between the
-# check and the server's login.
-REFRESH_AHEAD = timedelta(minutes=5)
-# A worker that claimed a refresh and died frees the account after this long.
-REFRESH_LEASE = timedelta(minutes=2)
-WAIT_POLL_SECONDS = 0.1
-# Network errors: attempts and the pauses between them (seconds).
-RETRY_PAUSES = (0.5, 2.0)
 HTTP_TIMEOUT = 20
 
 
@@ -250,7 +239,9 @@ def configured_providers(session: Session, box: SecretBox) -> list[Provider]:
     return [c.provider for c in configs if c.configured]
 
 
-def _client(config: ProviderConfig, redirect_uri: str | None = None, token=None) -> OAuth2Session:
+def client_for(
+    config: ProviderConfig, redirect_uri: str | None = None, token=None
+) -> OAuth2Session:
     return OAuth2Session(
         client_id=config.client_id,
         client_secret=config.client_secret,
@@ -287,7 +278,7 @@ def start_flow(
     extra = dict(config.provider.extra_authorize)
     if login_hint:
         extra["login_hint"] = login_hint
-    url, state = _client(config, redirect_uri).create_authorization_url(
+    url, state = client_for(config, redirect_uri).create_authorization_url(
         config.provider.authorize_url, code_verifier=verifier, **extra
     )
     pending = {
@@ -322,7 +313,7 @@ def finish_flow(session: Session, box: SecretBox, pending: dict | None, args: di
     if not args.get("code"):
         raise OAuthFlowError("the provider's answer carries no authorisation code")
     config = provider_config(session, box, pending["provider"])
-    client = _client(config, pending["redirect_uri"])
+    client = client_for(config, pending["redirect_uri"])
     try:
         token = client.fetch_token(
             config.provider.token_url,
@@ -343,7 +334,7 @@ def finish_flow(session: Session, box: SecretBox, pending: dict | None, args: di
         email=email,
         access_token=token["access_token"],
         refresh_token=token["refresh_token"],
-        expires_at=_expiry(token),
+        expires_at=expiry_of(token),
         scope=token.get("scope", ""),
     )
 
@@ -360,7 +351,7 @@ def _email_of(id_token: str) -> str:
     return str(claims.get("email") or claims.get("preferred_username") or "").strip()
 
 
-def _expiry(token: dict) -> datetime:
+def expiry_of(token: dict) -> datetime:
     seconds = int(token.get("expires_in") or 3600)
     return utcnow() + timedelta(seconds=seconds)
 
@@ -374,11 +365,11 @@ def _scope(account: MailAccount, field: str) -> str:
     return f"mail_accounts:{account.secret_scope}:{field}"
 
 
-def _seal(account: MailAccount, box: SecretBox, field: str, value: str) -> bytes:
+def seal_token(account: MailAccount, box: SecretBox, field: str, value: str) -> bytes:
     return box.seal(value, _scope(account, field))
 
 
-def _open(account: MailAccount, box: SecretBox, field: str) -> str:
+def open_token(account: MailAccount, box: SecretBox, field: str) -> str:
     blob = getattr(account, f"{field}_enc")
     return box.open(blob, _scope(account, field)) if blob else ""
 
@@ -386,8 +377,10 @@ def _open(account: MailAccount, box: SecretBox, field: str) -> str:
 def apply_grant(account: MailAccount, box: SecretBox, provider: str, grant: Grant) -> None:
     """Make the account an OAuth2 account of this grant (new, or reconnected)."""
     account.auth_method, account.oauth_provider = OAUTH2, provider
-    account.oauth_access_token_enc = _seal(account, box, "oauth_access_token", grant.access_token)
-    account.oauth_refresh_token_enc = _seal(
+    account.oauth_access_token_enc = seal_token(
+        account, box, "oauth_access_token", grant.access_token
+    )
+    account.oauth_refresh_token_enc = seal_token(
         account, box, "oauth_refresh_token", grant.refresh_token
     )
     account.oauth_expires_at = grant.expires_at
@@ -442,157 +435,3 @@ def _owners(session: Session, account: MailAccount) -> list[int]:
         return [account.user_id] if account.user_id else []
     admins = select(User.id).where(User.is_admin.is_(True), User.is_active.is_(True))
     return sorted({*session.scalars(admins), *([account.user_id] if account.user_id else [])})
-
-
-# --- fresh access tokens -----------------------------------------------------------------
-
-
-@dataclass
-class Refresher:
-    """Keeps one account's access token fresh. `sleep` and `now` are injectable for tests."""
-
-    sessions: sessionmaker
-    box: SecretBox
-    sleep: Callable[[float], None] = time.sleep
-
-    @classmethod
-    def of(cls, account: MailAccount, box: SecretBox) -> Refresher:
-        """One on the engine the account was loaded from (its own sessions, own commits)."""
-        session = object_session(account)
-        if session is None:
-            raise RuntimeError("the account must be loaded in a session")
-        return cls(sessionmaker(bind=session.get_bind(), expire_on_commit=False), box)
-
-    def access_token(self, account_id: int, rejected: str | None = None) -> str:
-        """A valid access token; refreshed when it expires within REFRESH_AHEAD, or when the
-        mail server refused `rejected` (revoked or expired early at the provider)."""
-        # Past the lease a dead worker's claim can be taken over: wait a little longer than it.
-        deadline = time.monotonic() + REFRESH_LEASE.total_seconds() + 15
-        while True:
-            with self.sessions() as session:
-                account = session.get(MailAccount, account_id)
-                if account is None or not is_oauth(account):
-                    raise NeedsReauthorisation(plain="this account is not connected with OAuth2")
-                if account.oauth_reauth_since is not None:
-                    raise NeedsReauthorisation(plain=reauth_text(account))
-                current = _open(account, self.box, "oauth_access_token")
-                if current and current != rejected and _fresh(account):
-                    return current
-                try:
-                    claim = _claim(session, account_id)
-                    session.commit()
-                except OperationalError:
-                    # SQLite: another connection holds the write lock (a caller's open
-                    # transaction) past the busy timeout. A token that still works is used.
-                    session.rollback()
-                    if current and current != rejected and _valid(account):
-                        return current
-                    raise TokenUnavailable(
-                        plain="the access could not be renewed just now"
-                    ) from None
-                if claim:
-                    return self._refresh(session, account_id, claim, rejected)
-            if time.monotonic() > deadline:
-                raise TokenUnavailable(plain="another worker is renewing the access; try again")
-            self.sleep(WAIT_POLL_SECONDS)  # another worker refreshes: wait for its token
-
-    def _refresh(self, session: Session, account_id: int, claim: str, rejected) -> str:
-        account = session.get(MailAccount, account_id)
-        session.refresh(account)
-        current = _open(account, self.box, "oauth_access_token")
-        if current and current != rejected and _fresh(account):
-            _release(session, account_id, claim)  # renewed by another worker just now
-            session.commit()
-            return current
-        config = provider_config(session, self.box, account.oauth_provider)
-        refresh_token = _open(account, self.box, "oauth_refresh_token")
-        try:
-            token = self._ask(config, refresh_token)
-        except OAuthError as exc:
-            _release(session, account_id, claim)
-            if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
-                reason = f"{config.provider.label} refused the stored authorisation ({exc.error})"
-                mark_needs_reauthorisation(session, account, reason)
-                session.commit()
-                raise NeedsReauthorisation(plain=reauth_text(account)) from None
-            session.commit()
-            raise TokenUnavailable(
-                plain=f"{config.provider.label} did not renew the access ({exc.error})"
-            ) from None
-        except (requests.RequestException, ValueError) as exc:
-            _release(session, account_id, claim)
-            session.commit()
-            log.warning("renewing the access of account %s failed: %s", account_id, type(exc))
-            raise TokenUnavailable(
-                plain=f"{config.provider.label} could not be reached to renew the access"
-            ) from None
-        access = token["access_token"]
-        values = {
-            "oauth_access_token_enc": _seal(account, self.box, "oauth_access_token", access),
-            "oauth_expires_at": _expiry(token),
-            "oauth_refresh_claim": None,
-            "oauth_refresh_claimed_at": None,
-        }
-        rotated = token.get("refresh_token")
-        if rotated and rotated != refresh_token:
-            # One UPDATE with the access token: never a new access token with a lost refresh one.
-            values["oauth_refresh_token_enc"] = _seal(
-                account, self.box, "oauth_refresh_token", rotated
-            )
-        session.execute(
-            update(MailAccount)
-            .where(MailAccount.id == account_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        session.commit()
-        return access
-
-    def _ask(self, config: ProviderConfig, refresh_token: str) -> dict:
-        """The refresh request; network errors and 5xx answers are tried again after a pause."""
-        pauses = list(RETRY_PAUSES)
-        while True:
-            try:
-                client = _client(config)
-                return dict(client.refresh_token(config.provider.token_url, refresh_token))
-            except requests.RequestException:
-                if not pauses:
-                    raise
-                self.sleep(pauses.pop(0))
-
-
-def _fresh(account: MailAccount) -> bool:
-    expires = account.oauth_expires_at
-    return expires is not None and expires - REFRESH_AHEAD > utcnow()
-
-
-def _valid(account: MailAccount) -> bool:
-    return account.oauth_expires_at is not None and account.oauth_expires_at > utcnow()
-
-
-def _claim(session: Session, account_id: int) -> str | None:
-    """Take the refresh of this account (a conditional UPDATE); None when another holds it."""
-    now, claim = utcnow(), uuid.uuid4().hex
-    result = session.execute(
-        update(MailAccount)
-        .where(
-            MailAccount.id == account_id,
-            MailAccount.oauth_reauth_since.is_(None),
-            or_(
-                MailAccount.oauth_refresh_claim.is_(None),
-                MailAccount.oauth_refresh_claimed_at < now - REFRESH_LEASE,
-            ),
-        )
-        .values(oauth_refresh_claim=claim, oauth_refresh_claimed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return claim if result.rowcount == 1 else None
-
-
-def _release(session: Session, account_id: int, claim: str) -> None:
-    session.execute(
-        update(MailAccount)
-        .where(MailAccount.id == account_id, MailAccount.oauth_refresh_claim == claim)
-        .values(oauth_refresh_claim=None, oauth_refresh_claimed_at=None)
-        .execution_options(synchronize_session=False)
-    )

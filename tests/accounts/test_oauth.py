@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from crm.accounts import oauth
+from crm.accounts import oauth, tokens
 from crm.db import utcnow
 from crm.models import MailAccount, Notification
 from tests.support.oauth_provider import (
@@ -37,14 +37,14 @@ def _account(services, account_id) -> MailAccount:
         return session.get(MailAccount, account_id)
 
 
-def _refresher(services, **kwargs) -> oauth.Refresher:
+def _refresher(services, **kwargs) -> tokens.Refresher:
     sessions = sessionmaker(bind=services.engine, expire_on_commit=False)
-    return oauth.Refresher(sessions, services.secret_box, sleep=lambda _s: None, **kwargs)
+    return tokens.Refresher(sessions, services.secret_box, sleep=lambda _s: None, **kwargs)
 
 
 def _stored_refresh_token(services, account_id) -> str:
     account = _account(services, account_id)
-    return oauth._open(account, services.secret_box, "oauth_refresh_token")
+    return oauth.open_token(account, services.secret_box, "oauth_refresh_token")
 
 
 def _expire_soon(services, account_id, within=timedelta(minutes=1)) -> None:
@@ -274,7 +274,7 @@ def test_a_locked_sqlite_database_keeps_a_working_token(
     account_id = make_oauth_account(services, None, oauth_provider, oauth_imap_server)
     _expire_soon(services, account_id)  # within REFRESH_AHEAD, not yet expired
     engine = make_engine(database_url, connect_args={"timeout": 0.2, "check_same_thread": False})
-    impatient = oauth.Refresher(sessionmaker(bind=engine), services.secret_box, lambda _s: None)
+    impatient = tokens.Refresher(sessionmaker(bind=engine), services.secret_box, lambda _s: None)
     db.execute(update(MailAccount).where(MailAccount.id == account_id).values(name="busy"))
     try:
         token = impatient.access_token(account_id)
