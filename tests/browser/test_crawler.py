@@ -68,6 +68,7 @@ def start_paths(data, admin: bool) -> list[str]:
         "/imports/",
         "/accounts/",
         *data.campaign_paths,
+        *data.template_paths,
     ]
     if admin:
         return [*paths, "/compose/", "/admin/", "/admin/teams/", "/admin/settings",

@@ -129,6 +129,8 @@ class CrawlData:
     # Campaigns: the list page, a target list, a running and a draft mass mail, the public
     # opt-out and opt-in pages (crm.blueprints.campaigns).
     campaign_paths: list[str] = field(default_factory=list)
+    # Templates: the list, a template's edit page, previews with and without a record.
+    template_paths: list[str] = field(default_factory=list)
     # OAuth2 (issue 15): a Gmail account connected with Google and one that needs
     # reconnecting (their pages and edit forms), and the new-account form with Connect.
     oauth_paths: list[str] = field(default_factory=list)
@@ -274,6 +276,7 @@ def seed(services, imap_server, smtp_server) -> CrawlData:
         session.commit()
     _send_mail(services, smtp_server, rep_id, data)
     _campaigns(services, smtp_server, rep_id, data)
+    _templates(services, rep_id, data)
     _oauth_accounts(services, imap_server, rep_id, data)
     return data
 
@@ -841,3 +844,38 @@ def _oauth_accounts(services, imap_server, rep_id, data: CrawlData) -> None:
         *(f"/accounts/{i}" for i in ids),
         *(f"/accounts/{i}/edit" for i in ids),
     ]
+
+
+def _templates(services, rep_id, data: CrawlData) -> None:
+    """Two templates of rep's: an HTML one shared with the team (placeholders, Handlebars, an
+    attachment) and a plain-text one; previewed against an account and one of its contacts."""
+    from crm.models import Contact, EmailAddressLink
+    from crm.templating import library
+    from crm.templating.library import TemplateInput
+
+    with services.session() as session:
+        rep = session.get(User, rep_id)
+        offer = TemplateInput(
+            name="Ponuka – jarná akcia", category="Predaj", team_ids=[t.id for t in rep.teams],
+            subject="Ponuka pre {Account.name}",
+            body="<p>Dobrý deň {Person.firstName},</p><p>{{#if name}}pre {{name}}{{/if}} "
+            "posielame ponuku.</p><p>{User.name}, {today}</p>",
+            uploads=[library.Upload("cennik.csv", "text/csv", b"polozka;cena\nA;10\n")],
+        )  # fmt: skip
+        html = library.create(session, services.blobs, rep, offer)
+        note = TemplateInput(name="Krátka odpoveď", subject="Re: {Case.name}", is_html=False,
+                             body="Dobrý deň,\nďakujeme, ozveme sa.\n{User.name}")  # fmt: skip
+        text = library.create(session, services.blobs, rep, note)
+        contact = session.scalars(select(Contact).where(Contact.account_id.is_not(None))).first()
+        address = session.scalars(
+            select(EmailAddressLink).where(
+                EmailAddressLink.entity_type == "Contact", EmailAddressLink.entity_id == contact.id
+            )
+        ).first()
+        session.commit()
+        to = address.address.address if address else ""
+        preview = f"/templates/{html.id}/preview"
+        data.template_paths = [
+            "/templates/", "/templates/new", f"/templates/{html.id}", f"/templates/{text.id}",
+            preview, f"{preview}?parent_type=Account&parent_id={contact.account_id}&to={to}",
+        ]  # fmt: skip
