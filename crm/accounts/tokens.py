@@ -56,7 +56,7 @@ RETRY_PAUSES = (0.5, 2.0)
 
 @dataclass
 class Refresher:
-    """Keeps one account's access token fresh. `sleep` and `now` are injectable for tests."""
+    """Keeps one account's access token fresh. `sleep` is injectable for tests."""
 
     sessions: sessionmaker
     box: SecretBox
@@ -117,12 +117,19 @@ class Refresher:
             token = self._ask(config, refresh_token)
         except OAuthError as exc:
             _release(session, account_id, claim)
-            if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+            if exc.error == "invalid_grant":  # revoked, expired, password changed: reconnect
                 reason = f"{config.provider.label} refused the stored authorisation ({exc.error})"
                 mark_needs_reauthorisation(session, account, reason)
                 session.commit()
                 raise NeedsReauthorisation(plain=reauth_text(account)) from None
             session.commit()
+            if exc.error in ("invalid_client", "unauthorized_client"):
+                # The CRM's client (id, secret, e.g. an expired Microsoft secret), not this
+                # account: reconnecting would not help, the admin's settings must change.
+                raise TokenUnavailable(
+                    plain=f"{config.provider.label} refused the CRM's sign-in settings "
+                    f"({exc.error}); an admin must check the client id and secret"
+                ) from None
             raise TokenUnavailable(
                 plain=f"{config.provider.label} did not renew the access ({exc.error})"
             ) from None

@@ -287,3 +287,15 @@ def test_a_locked_sqlite_database_keeps_a_working_token(
     finally:
         db.rollback()
         engine.dispose()
+
+
+def test_a_refused_client_is_the_admins_problem_not_the_accounts(
+    services, oauth_provider, oauth_imap_server
+):
+    account_id = make_oauth_account(services, None, oauth_provider, oauth_imap_server)
+    _expire_soon(services, account_id)
+    with services.session() as session:
+        oauth.save_provider_config(session, services.secret_box, "google", {}, "wrong-secret")
+    with pytest.raises(oauth.TokenUnavailable, match="an admin must check the client id"):
+        _refresher(services).access_token(account_id)
+    assert not oauth.needs_reauthorisation(_account(services, account_id))
