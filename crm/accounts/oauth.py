@@ -15,6 +15,7 @@ import base64
 import hmac
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 PASSWORD, OAUTH2 = "password", "oauth2"
 HTTP_TIMEOUT = 20
+# A sign-in left at the provider's page longer than this is started again.
+FLOW_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,7 @@ def start_flow(
         "account_id": account_id,
         "is_group": is_group,
         "redirect_uri": redirect_uri,
+        "started": int(time.time()),
     }
     return url, pending
 
@@ -306,6 +310,8 @@ def finish_flow(session: Session, box: SecretBox, pending: dict | None, args: di
     verifier) for tokens. Raises OAuthFlowError with a plain reason."""
     if not pending:
         raise OAuthFlowError("this sign-in was not started here, or it expired; start again")
+    if time.time() - pending.get("started", 0) > FLOW_SECONDS:
+        raise OAuthFlowError("the sign-in took too long; start again")
     if args.get("error"):
         raise OAuthFlowError(f"the provider did not grant access ({args['error']})")
     if not hmac.compare_digest(str(args.get("state", "")), str(pending["state"])):

@@ -98,6 +98,14 @@ def test_a_wrong_pkce_verifier_is_refused_by_the_provider(db, services, configur
         oauth.finish_flow(db, services.secret_box, dict(pending, verifier="x" * 64), args)
 
 
+def test_a_sign_in_left_too_long_must_start_again(db, services, configured):
+    url, pending = oauth.start_flow(db, services.secret_box, "google", REDIRECT)
+    args = _args(configured.consent_redirect(url, "ann@example.com"))
+    stale = dict(pending, started=pending["started"] - oauth.FLOW_SECONDS - 1)
+    with pytest.raises(oauth.OAuthFlowError, match="took too long"):
+        oauth.finish_flow(db, services.secret_box, stale, args)
+
+
 def test_a_denied_consent_is_a_plain_error(db, services, configured):
     _url, pending = oauth.start_flow(db, services.secret_box, "google", REDIRECT)
     args = {"error": "access_denied", "state": pending["state"]}
