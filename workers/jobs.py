@@ -61,6 +61,8 @@ def dispatch_fetches() -> int:
                     MailAccount.is_active.is_(True),
                     MailAccount.fetch_since.is_not(None),
                     MailAccount.imap_host != "",  # SMTP-only accounts have nothing to fetch
+                    # OAuth2 accounts the provider refused wait for their owner to reconnect.
+                    MailAccount.oauth_reauth_since.is_(None),
                 )
             )
         )

@@ -36,6 +36,24 @@ def test_dispatch_enqueues_one_fetch_per_active_account_and_never_twice(
     assert len(mail_queue(redis)) == 1
 
 
+def test_dispatch_skips_an_account_waiting_to_be_reconnected(
+    worker_services, redis, db, make_user, imap_server
+):
+    """An OAuth2 account whose provider refused the grant is not fetched until its owner
+    reconnects it (the fetch would only fail again)."""
+    from crm.db import utcnow
+    from crm.models import MailAccount
+
+    uid = make_user("rep", ["rep@example.com"])
+    waiting = make_account(worker_services, uid, imap_server, imap_server.new_user())
+    make_account(worker_services, uid, imap_server, imap_server.new_user())
+    db.get(MailAccount, waiting).oauth_reauth_since = utcnow()
+    db.commit()
+    assert jobs.dispatch_fetches() == 1
+    [job] = mail_queue(redis).get_jobs()
+    assert waiting not in job.args
+
+
 def test_fetch_job_imports_and_continues_in_a_new_job(
     worker_services, redis, db, make_user, imap_server, monkeypatch
 ):
