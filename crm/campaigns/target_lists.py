@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 
 from crm.mail.address import normalise_address
 from crm.models import (
-    EmailAddress,
-    EmailAddressLink,
     MassMailList,
     TargetList,
     TargetListMember,
@@ -219,14 +217,3 @@ def used_by(session: Session, found: TargetList) -> int:
     """How many mass mails name the list (it may still be deleted; they keep their recipients)."""
     stmt = select(func.count()).where(MassMailList.list_id == found.id)
     return session.scalar(stmt) or 0
-
-
-def primary_address_ids(session: Session):
-    """A select of (entity_type, entity_id, address_id) of every record's primary address."""
-    return (
-        select(
-            EmailAddressLink.entity_type, EmailAddressLink.entity_id, EmailAddressLink.address_id
-        )
-        .join(EmailAddress, EmailAddress.id == EmailAddressLink.address_id)
-        .where(EmailAddressLink.is_primary.is_(True))
-    )
