@@ -200,5 +200,8 @@ class DatabaseBlobStore:
             conn.execute(delete(Blob).where(Blob.sha256 == sha256))
 
 
-def open_store(kind: str, data_dir: Path, engine: Engine) -> BlobStore | DatabaseBlobStore:
+Blobs = BlobStore | DatabaseBlobStore  # what callers hold: either store, one interface
+
+
+def open_store(kind: str, data_dir: Path, engine: Engine) -> Blobs:
     return DatabaseBlobStore(engine) if kind == DATABASE else BlobStore(data_dir)

@@ -37,7 +37,7 @@ from crm.models import (
 from crm.models.mail import STATUS_ARCHIVED
 from crm.outbound import autoreply
 from crm.records import addressbook, cases, linking
-from crm.storage import FILES, BlobStore
+from crm.storage import FILES, Blobs, BlobStore
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ImportContext:
     """What a sync loads once and every batch reuses."""
 
     account: MailAccount
-    blobs: BlobStore
+    blobs: Blobs
     max_bytes: int
     receivers: set[int]  # users who get every mail of the account
     user_by_address: dict[str, int]  # lower-cased address -> user id
@@ -67,7 +67,7 @@ class ImportContext:
 def load_context(
     session: Session,
     account: MailAccount,
-    blobs: BlobStore,
+    blobs: Blobs,
     max_bytes: int,
     receivers: set[int],
     sent_folders=(),
