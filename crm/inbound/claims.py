@@ -35,8 +35,9 @@ def claim(
     account_id: int,
     now: datetime | None = None,
     stale_after: timedelta = STALE_CLAIM,
-) -> bool:
-    """Atomically mark the account as syncing; False when another sync holds it."""
+) -> datetime | None:
+    """Atomically mark the account as syncing; the claim's time (the holder's token for
+    heartbeat and release), or None when another sync holds it."""
     now = now or utcnow()
     result = session.execute(
         update(MailAccount)
@@ -51,9 +52,9 @@ def claim(
         .values(sync_state="running", sync_claimed_at=now)
     )
     if result.rowcount != 1:
-        return False
+        return None
     _close_abandoned_runs(session, account_id, now)
-    return True
+    return now
 
 
 def _close_abandoned_runs(session: Session, account_id: int, now: datetime) -> None:
@@ -82,16 +83,32 @@ def lease_expired(
     )
 
 
-def heartbeat(session: Session, account_id: int) -> None:
-    session.execute(
-        update(MailAccount).where(MailAccount.id == account_id).values(sync_claimed_at=utcnow())
+class LostClaim(Exception):
+    """Another sync took the account over: this one stalled past its lease."""
+
+
+def heartbeat(session: Session, account_id: int, claimed_at: datetime) -> datetime:
+    """Renew the claim in the transaction that commits a batch; the renewed token.
+
+    Only the holder renews it: a sync that stalled past its lease (its account taken over)
+    raises LostClaim, and its batch is rolled back instead of committed beside the other's.
+    The row lock orders this with a takeover's claim, so one of the two always loses."""
+    now = utcnow()
+    renewed = session.execute(
+        update(MailAccount)
+        .where(MailAccount.id == account_id, MailAccount.sync_claimed_at == claimed_at)
+        .values(sync_claimed_at=now)
     )
+    if renewed.rowcount != 1:
+        raise LostClaim(f"account {account_id} was taken over by another sync")
+    return now
 
 
-def release(session: Session, account_id: int) -> None:
+def release(session: Session, account_id: int, claimed_at: datetime) -> None:
+    """Give the claim up, unless another sync holds it now."""
     session.execute(
         update(MailAccount)
-        .where(MailAccount.id == account_id)
+        .where(MailAccount.id == account_id, MailAccount.sync_claimed_at == claimed_at)
         .values(sync_state="idle", sync_claimed_at=None)
     )
 

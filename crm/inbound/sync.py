@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from crm.accounts.oauth import needs_reauthorisation, reauth_text
 from crm.db import utcnow
 from crm.inbound import importing
 from crm.inbound.claims import (
+    LostClaim,
     claim,
     heartbeat,
     record_failure,
@@ -40,6 +42,7 @@ from crm.models import EmailLocation, FolderCursor, MailAccount, SyncRun
 from crm.models.accounts import STALE_CLAIM
 
 log = logging.getLogger(__name__)
+LOST_CLAIM = "This fetch stalled past its lease; another fetch took the account over."
 
 
 @dataclass
@@ -91,6 +94,7 @@ class _Loop:
     budget: Budget
     summary: SyncSummary
     progress: Callable[[SyncSummary], None] | None
+    claimed_at: datetime  # the claim's token, renewed with each batch
     started: float = field(default_factory=time.monotonic)
     batches: int = 0
     _pool: ProcessPoolExecutor | None = None
@@ -128,15 +132,21 @@ def sync_account(
         waiting = _waits_for_reconnect(session, account_id)
         if waiting:
             return SyncSummary(done=False, error=waiting)
-        if not claim(session, account_id, stale_after=stale_after):
+        claimed_at = claim(session, account_id, stale_after=stale_after)
+        if claimed_at is None:
             session.commit()
             return SyncSummary(busy=True, done=False)
         run = SyncRun(mail_account_id=account_id)
         session.add(run)
         session.commit()
         summary.run_id = run.id
+        claim_box = [claimed_at]  # renewed by the loop, given up by _finish
         try:
-            _sync_folders(services, session, account_id, run, budget, summary, progress)
+            _sync_folders(services, session, account_id, run, budget, summary, progress, claim_box)
+        except LostClaim as exc:
+            session.rollback()  # the stalled batch: the sync that took over fetches it again
+            summary.busy, summary.done = True, False
+            log.warning("sync of account %s stopped: %s", account_id, exc)
         except MailError as exc:
             session.rollback()
             account = session.get(MailAccount, account_id)
@@ -145,7 +155,7 @@ def sync_account(
             log.warning("sync of account %s failed: %s (%s)", account_id, exc.plain, exc)
         finally:
             summary.seconds = round(time.monotonic() - started, 3)
-            _finish(session, account_id, run, summary)
+            _finish(session, account_id, run, summary, claim_box[0])
     finally:
         session.close()
     return summary
@@ -160,7 +170,7 @@ def _waits_for_reconnect(session: Session, account_id: int) -> str | None:
     return reason
 
 
-def _sync_folders(services, session, account_id, run, budget, summary, progress) -> None:
+def _sync_folders(services, session, account_id, run, budget, summary, progress, claim_box):
     account = session.get(MailAccount, account_id)
     allowlist = host_allowlist(session, services.config.mail_host_allowlist)
     max_bytes = settings.get(session, "max_message_bytes")
@@ -175,13 +185,14 @@ def _sync_folders(services, session, account_id, run, budget, summary, progress)
             users_receiving(session, account),
             sent_folders(conn, account),
         )
-        loop = _Loop(session, conn, ctx, run, budget, summary, progress)
+        loop = _Loop(session, conn, ctx, run, budget, summary, progress, claim_box[0])
         try:
             for folder in account.monitored_folders:
                 _sync_folder(loop, folder)
                 if loop.out_of_budget():
                     break
         finally:
+            claim_box[0] = loop.claimed_at
             loop.close()
         summary.done = summary.remaining == 0 and not loop.out_of_budget()
     record_success(account)
@@ -325,7 +336,7 @@ def _finish_batch(loop: _Loop, where: _Batches, started: _Started | None) -> Non
         cursor.pending = max(cursor.pending - len(started.uids), 0)
     cursor.imported += result.imported
     _count(loop, result)
-    heartbeat(session, ctx.account.id)
+    loop.claimed_at = heartbeat(session, ctx.account.id, loop.claimed_at)
     crash_point("before-commit")
     session.commit()
     crash_point("after-commit")
@@ -429,10 +440,13 @@ def _cursor(session: Session, account_id: int, folder: str) -> FolderCursor:
     return cursor
 
 
-def _finish(session: Session, account_id: int, run: SyncRun, summary: SyncSummary) -> None:
-    run.state = "failed" if summary.error else ("done" if summary.done else "partial")
-    run.error, run.finished_at, run.remaining = summary.error, utcnow(), summary.remaining
-    release(session, account_id)
+def _finish(session: Session, account_id: int, run: SyncRun, summary, claimed_at) -> None:
+    run.state = (
+        "failed" if summary.error or summary.busy else ("done" if summary.done else "partial")
+    )
+    run.error = summary.error or (LOST_CLAIM if summary.busy else None)
+    run.finished_at, run.remaining = utcnow(), summary.remaining
+    release(session, account_id, claimed_at)
     session.commit()
 
 

@@ -95,3 +95,23 @@ def test_lease_expired_names_only_accounts_whose_sync_stopped_reporting(db, serv
     ids = [live.id, dead.id, idle.id]
     assert lease_expired(db, ids, timedelta(seconds=20)) == {dead.id}
     assert lease_expired(db, ids) == set()  # the default lease is minutes
+
+
+def test_only_the_holder_renews_or_releases_a_claim(db, services, make_user):
+    import pytest
+
+    from crm.inbound.claims import LostClaim, claim, heartbeat, release
+
+    account = _account(db, services, make_user("rep"))
+    stalled = claim(db, account.id, now=utcnow() - timedelta(minutes=6))
+    taker = claim(db, account.id)  # the lease ran out: another sync took the account over
+    assert taker is not None
+    with pytest.raises(LostClaim):
+        heartbeat(db, account.id, stalled)
+    release(db, account.id, stalled)
+    db.refresh(account)
+    assert (account.sync_state, account.sync_claimed_at) == ("running", taker)
+    renewed = heartbeat(db, account.id, taker)
+    release(db, account.id, renewed)
+    db.refresh(account)
+    assert (account.sync_state, account.sync_claimed_at) == ("idle", None)

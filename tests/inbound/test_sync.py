@@ -228,6 +228,28 @@ def test_account_is_never_synced_twice_at_once(services, db, make_user, imap_ser
     assert sync_account(services, account).busy
 
 
+def test_a_sync_that_lost_its_claim_commits_no_more_and_leaves_the_new_claim_alone(
+    services, db, make_user, imap_server
+):
+    """A sync stalled past its lease while another took the account over (issue 14): its next
+    batch is rolled back, not stored beside the other sync's, and the other keeps its claim."""
+    uid = make_user("rep", ["rep@example.com"])
+    box = imap_server.new_user()
+    imap_server.append_many(box, [raw_message(message_id=f"<l{i}@test.example>") for i in range(9)])
+    account = make_account(services, uid, imap_server, box)
+    taken_at = datetime(2030, 1, 1)
+
+    def taken_over(_summary):  # after the first batch's commit, another worker claims it
+        with services.session() as s:
+            s.get(MailAccount, account).sync_claimed_at = taken_at
+
+    summary = sync_account(services, account, Budget(batch_size=3), progress=taken_over)
+    assert summary.busy and not summary.done and summary.error is None
+    assert len(_identities(db)) == 3
+    held = db.get(MailAccount, account)
+    assert (held.sync_state, held.sync_claimed_at) == ("running", taken_at)
+
+
 def test_wrong_password_is_recorded_in_plain_words(services, db, make_user, imap_server):
     from crm.accounts.manage import set_imap_password
 
