@@ -365,7 +365,7 @@ def _helper_args(src: _Source, name: str, words: list[_Word]) -> tuple:
     return (_path(src, words[1]), *options)
 
 
-def _option(src: _Source, helper: str, key: str, word: _Word) -> str:
+def _option(src: _Source, helper: str, key: str, word: _Word) -> tuple:
     at = word.at + (len(word.key) + 1 if word.key else 0)
     if key == "decimals":
         if word.quoted is not None or not _INTEGER.match(word.text) or len(word.text) > 2:
@@ -378,7 +378,7 @@ def _option(src: _Source, helper: str, key: str, word: _Word) -> str:
     return ("literal", word.quoted)
 
 
-def _value(src: _Source, word: _Word) -> str:
+def _value(src: _Source, word: _Word) -> tuple:
     """A literal (string, integer, decimal, true, false) or a path."""
     if word.key is None and word.quoted is not None:
         return ("literal", word.quoted)
@@ -398,7 +398,7 @@ _PATH_PROBLEMS = (
 )
 
 
-def _path(src: _Source, word: _Word) -> str:
+def _path(src: _Source, word: _Word) -> tuple:
     """A validated path as ("path", segments); the error says which part is not allowed."""
     if word.key is not None:
         raise src.error(word.at, f"key=value arguments are not allowed here. {ALLOWED}")
@@ -504,11 +504,12 @@ def _strip_standalone(tokens: list) -> list:
 
 _cache: OrderedDict[str, tuple[object, int]] = OrderedDict()  # sha256 -> (render, characters)
 _cache_lock = threading.Lock()  # guards _cache; held for dictionary work only
-_compile_lock = threading.Lock()  # pybars3's Compiler shares one code builder: one at a time
+_compile_lock = threading.Lock()  # one compile at a time, so a template compiles only once
 
 
 def _compiled(source: str):
-    """The render function for source: validated and compiled once, then cached (LRU)."""
+    """The render function for source: validated and compiled once, then cached (LRU, by count
+    and by characters of template text)."""
     key = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
     found = _cached(key)
     if found is not None:
