@@ -33,15 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from crm import settings  # noqa: E402
-from crm.campaigns import batches, mass_mail, senders  # noqa: E402
-from crm.config import Config  # noqa: E402
-from crm.db import utcnow  # noqa: E402
-from crm.migrations import upgrade  # noqa: E402
-from crm.models import (  # noqa: E402
+from crm import settings
+from crm.campaigns import batches, mass_mail, senders
+from crm.config import Config
+from crm.db import utcnow
+from crm.migrations import upgrade
+from crm.models import (
     Contact,
     EmailAddress,
     EmailAddressLink,
@@ -52,8 +52,8 @@ from crm.models import (  # noqa: E402
     TargetListMember,
     User,
 )
-from crm.records.users import create_user  # noqa: E402
-from crm.services import Services  # noqa: E402
+from crm.records.users import create_user
+from crm.services import Services
 
 BODY = (
     "Dear {Contact.firstName} {Contact.lastName},\n\nour December news for "
@@ -149,7 +149,7 @@ def run_one(n: int, batch: int, database_url: str) -> dict:
         batch_seconds = time.perf_counter() - started
         _current, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        services.dispose() if hasattr(services, "dispose") else None
+        services.dispose()
     return {
         "recipients": n,
         "written": recipients,
