@@ -267,8 +267,6 @@ def _first_recipient(field: str) -> str | None:
 
 def _unresolved(draft: DraftInput) -> list[str]:
     """Placeholders still in the text, e.g. a template filled in before its record was chosen."""
-    if request.form.get("placeholders_ok"):
-        return []
     tokens = placeholders.parse(draft.subject).tokens + placeholders.parse(draft.body).tokens
     return [f"{{{t}}}" for t in dict.fromkeys(tokens)]
 

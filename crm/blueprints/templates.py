@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, make_response, redirect, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from crm.mail import sanitize
@@ -120,9 +120,9 @@ def delete(template_id: int):
 @bp.get("/<int:template_id>/attachments/<int:attachment_id>")
 def attachment(template_id: int, attachment_id: int):
     template = get_or_404(library.get_usable(db(), current_user, template_id))
-    found = get_or_404(db().get(TemplateAttachment, attachment_id))
-    if found.template_id != template.id:
-        return get_or_404(None)
+    found = db().get(TemplateAttachment, attachment_id)
+    if found is None or found.template_id != template.id:
+        abort(404)
     response = make_response(services().blobs.get(found.sha256))
     response.headers["Content-Type"] = safe_type(found.content_type)
     response.headers["Content-Disposition"] = content_disposition(found.filename)
