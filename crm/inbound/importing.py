@@ -421,12 +421,18 @@ def _recipient_rows(mail: ParsedMail, addresses) -> list[dict]:
     ]
 
 
+def _labelled(a) -> str:
+    """The content type as stored: a text file keeps its charset, so that it is served and
+    forwarded readable (its bytes are stored as they came)."""
+    return f"{a.content_type}; charset={a.charset}" if a.charset else a.content_type
+
+
 def _attachment_rows(cand: Candidate) -> list[dict]:
     return [
         {
             "position": i,
             "filename": a.filename[:500],
-            "content_type": a.content_type[:200],
+            "content_type": _labelled(a)[:200],
             "size": cand.attachment_sizes[i],
             "sha256": cand.attachment_sha256[i],
             "content_id": (a.content_id or None) and a.content_id[:500],

@@ -20,6 +20,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from html.parser import HTMLParser
 
+from crm.mail import charsets
 from crm.mail.address import normalise_address
 from crm.mail.errors import MailError
 
@@ -466,10 +467,45 @@ def _file_part(attachment: OutgoingAttachment, disposition: str) -> MIMEPart:
     else:
         if maintype == "multipart":
             maintype, subtype = "application", "octet-stream"
+        params = {}
+        if maintype == "text":
+            params = {"charset": text_charset(attachment.content_type, attachment.data)}
         part = MIMEPart(policy=POLICY)
-        part.set_content(attachment.data, maintype, subtype, cid=cid)
+        part.set_content(attachment.data, maintype, subtype, cid=cid, params=params)
     part["Content-Disposition"] = _disposition(disposition, attachment.filename.strip())
     return part
+
+
+_CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*\"?([A-Za-z0-9._:-]{1,40})\"?", re.IGNORECASE)
+# Python's codec names as MIME labels them (RFC 2978's registry), for detected charsets.
+_MIME_NAMES = {
+    "cp932": "shift_jis", "euc_jp": "euc-jp", "cp949": "euc-kr", "cp950": "big5",
+    "koi8_r": "koi8-r", "koi8_u": "koi8-u", "gb18030": "gb18030",
+}  # fmt: skip
+
+
+def text_charset(content_type: str, data: bytes) -> str:
+    """The charset a text attachment is labelled with: the one it came with, else what its
+    bytes are (US-ASCII, UTF-8, or the detected 8-bit charset). The bytes are sent as they
+    are; without the label a forwarded ISO-8859-2 note reads as mojibake."""
+    declared = _CHARSET_PARAM.search(content_type)
+    if declared:
+        return declared.group(1).lower()
+    if data.isascii():
+        return "us-ascii"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    _text, codec = charsets.detect(data)
+    if codec is None:
+        return "utf-8"
+    if codec.startswith(("cp125", "cp874")):
+        return "windows-" + codec[2:]
+    if codec.startswith("iso8859_"):
+        return "iso-8859-" + codec.removeprefix("iso8859_")
+    return _MIME_NAMES.get(codec, codec.replace("_", "-"))
 
 
 def _message_part(data: bytes, subtype: str) -> MIMEPart:

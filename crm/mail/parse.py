@@ -32,6 +32,7 @@ class ParsedAttachment:
     payload: bytes
     content_id: str | None = None  # without angle brackets
     is_inline: bool = False
+    charset: str | None = None  # a text attachment's declared charset (its bytes are kept as is)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,9 @@ def _attachment(part: mime.Part, position: int) -> ParsedAttachment:
         payload=part.payload,
         content_id=_clean(part.content_id) if part.content_id else None,
         is_inline=part.content_id is not None and part.disposition != "attachment",
+        charset=_clean(part.charset).lower()[:40] or None
+        if part.charset and part.content_type.startswith("text/")
+        else None,
     )
 
 

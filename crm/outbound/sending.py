@@ -115,6 +115,7 @@ def _deliver_group(
                 commit()
                 continue
             if conn is None:
+                commit()  # nothing held while connecting (an OAuth2 refresh writes the account)
                 try:
                     conn = _open(services, session, account, ssl_context)
                 except MailError as exc:

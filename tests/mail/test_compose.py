@@ -187,6 +187,31 @@ def test_an_inline_attachment_without_html_or_content_id_is_an_ordinary_attachme
     assert only_attachment(html).get_content_disposition() == "attachment"
 
 
+NOTE_CS = "Poznámky k objednávce: příliš žluťoučký kůň úpěl ďábelské ódy.\n"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "charset"),
+    [
+        # Unlabelled 8-bit text is detected (ISO-8859-2 and Windows-1250 Czech often read
+        # alike, so the import keeps the label a file came with: the last case).
+        ("text/plain", NOTE_CS.encode("cp1250"), "windows-1250"),
+        ("text/plain", NOTE_CS.encode("utf-8"), "utf-8"),  # an upload from the browser
+        ("text/csv", b"id;name\n1;Acme\n", "us-ascii"),
+        ("text/plain; charset=ISO-8859-2", NOTE_CS.encode("iso-8859-2"), "iso-8859-2"),
+    ],
+)
+def test_a_text_attachment_goes_as_its_bytes_labelled_with_their_charset(
+    content_type, data, charset
+):
+    note = OutgoingAttachment("poznámky.txt", content_type, data)
+    attachment = only_attachment(stdlib(to_bytes(message(attachments=(note,)))))
+    assert attachment.get_content_charset() == charset
+    assert attachment.get_payload(decode=True) == data  # the file itself is not re-encoded
+    if charset != "us-ascii":
+        assert attachment.get_content() == data.decode(charset)
+
+
 def test_an_unusable_content_type_is_sent_as_octet_stream():
     odd = OutgoingAttachment("x.bin", "not a type", b"data")
     multipart = OutgoingAttachment("y.bin", "multipart/mixed", b"data")

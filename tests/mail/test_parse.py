@@ -379,3 +379,23 @@ def test_html_to_text_stays_linear_on_unclosed_tags(chunk):
     started = time.perf_counter()
     html_to_text(chunk * 200_000)
     assert time.perf_counter() - started < 2
+
+
+def test_a_text_attachment_keeps_its_declared_charset_and_its_bytes():
+    """Forwarding or downloading the file later labels it right (Czech ISO-8859-2 and
+    Windows-1250 often read alike, so detection alone could not tell them apart)."""
+    note = "Poznámky: příliš žluťoučký kůň".encode("iso-8859-2")
+    raw = (
+        b"From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n--b\r\n"
+        b'Content-Type: text/plain; charset="ISO-8859-2"; name="pozn.txt"\r\n'
+        b'Content-Disposition: attachment; filename="pozn.txt"\r\n'
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + note + b"\r\n--b\r\n"
+        b'Content-Type: application/pdf; name="f.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"
+    )
+    text_file, pdf = parse(raw).attachments
+    assert (text_file.content_type, text_file.charset) == ("text/plain", "iso-8859-2")
+    assert text_file.payload.rstrip(b"\r\n") == note
+    assert pdf.charset is None
