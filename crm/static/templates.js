@@ -8,7 +8,11 @@
     var body = form.querySelector("textarea[name=body]");
     var source = document.getElementById(sourceId);
     if (!area || !tools || !body || !source) { return null; }
-    function show(on) { area.hidden = !on; tools.hidden = !on; body.hidden = on; }
+    // The toolbar's display rule would override a bare `hidden`: style.display decides.
+    function show(on) {
+      area.hidden = !on; tools.hidden = !on; body.hidden = on;
+      tools.style.display = on ? "" : "none";
+    }
     function sync() { if (!area.hidden) { body.value = area.innerHTML; } }
     area.innerHTML = source.innerHTML;
     show(isHtml());

@@ -64,7 +64,6 @@ def test_choosing_a_template_in_compose_fills_it_in_and_sends(
     expect(page.locator("#template-warnings")).to_have_count(0)
     expect(page.locator("#template-again")).to_be_hidden()
     assert "parent_id=" in page.url  # filled by the htmx swap, not by posting the form
-    page.screenshot(path="/tmp/h2-compose-template.png", full_page=True)
     page.screenshot(path=str(tmp_path / "compose-template.png"), full_page=True)
     page.locator("#send-button").click()
     page.wait_for_url("**/mail/*")
@@ -90,7 +89,7 @@ def test_a_template_without_a_record_warns_before_sending(live_server, browser, 
 
 
 def test_the_templates_pages_refuse_a_broken_template_then_save_and_preview(
-    live_server, browser, rep
+    live_server, browser, rep, tmp_path
 ):
     page = browser
     sign_in(page, live_server)
@@ -104,10 +103,13 @@ def test_the_templates_pages_refuse_a_broken_template_then_save_and_preview(
     page.get_by_label("Subject", exact=True).fill("Following up, {Person.firstName}")
     page.locator("select[name=format]").select_option("text")
     expect(page.locator("#template-body")).to_be_visible()  # plain text: the textarea
+    expect(page.get_by_role("button", name="Bold")).to_be_hidden()
     page.locator("#template-body").fill("Hello {{#if name}}{{name}}")
     page.locator("#save-template").click()
     expect(page.locator("#template-errors")).to_contain_text("Body: line 1, column")
     expect(page.locator("#template-body")).to_have_value("Hello {{#if name}}{{name}}")
+    expect(page.get_by_role("button", name="Bold")).to_be_hidden()  # still plain text
+    page.screenshot(path=str(tmp_path / "template-refused.png"), full_page=True)
     page.locator("#template-body").fill("Hello {{#if name}}{{name}}{{/if}}, {Account.name}")
     page.locator("#save-template").click()
     expect(page.locator(".flash")).to_contain_text("Template “Follow-up” saved.")
@@ -120,4 +122,4 @@ def test_the_templates_pages_refuse_a_broken_template_then_save_and_preview(
     expect(page.locator("#preview-subject")).to_have_text("Following up, Ann")
     frame = page.frame_locator("iframe.mailbody")
     expect(frame.locator("body")).to_contain_text("Hello Acme & Co, Acme & Co")
-    page.screenshot(path="/tmp/h2-template-preview.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "template-preview.png"), full_page=True)
