@@ -120,7 +120,7 @@ def submit(email_id: int | None = None):
             drafts.discard(session, email)
             session.commit()
         flash("Draft discarded.", "info")
-        return redirect(url_for("inbox.index", folder="drafts"), 303)
+        return redirect(url_for("inbox.folder", key="drafts"), 303)
     try:
         email = drafts.save(session, services().blobs, current_user, draft, email)
     except DraftError as exc:

@@ -156,6 +156,7 @@ def test_a_draft_is_saved_listed_edited_and_discarded(user_client, rep, db):
     assert db.query(Email).filter(Email.subject.like("Later%")).count() == 1
     gone = user_client.post(url, data={"action": "discard"})
     assert gone.status_code == 303
+    assert gone.headers["Location"].endswith("/inbox/drafts")  # back to the list it came from
     db.rollback()
     assert db.query(Email).filter(Email.subject.like("Later%")).count() == 0
 
