@@ -209,6 +209,8 @@ def test_a_scheduled_mail_is_listed_by_subject_and_recipient(user_client, rep, s
     scheduled = page[page.index("<h2>Scheduled</h2>") :]
     assert "Pripomienka – zmluva</a>" in scheduled
     assert "to zofia@customer.example and 1 more" in scheduled and "mail #" not in scheduled
+    mail_page = user_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert '<span class="badge status status-scheduled">Scheduled</span>' in mail_page
 
 
 def test_external_mail_client_preference_gives_mailto_links(user_client, rep, db):
