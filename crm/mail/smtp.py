@@ -452,6 +452,13 @@ class SmtpConnection:
             raise
         if code == 421 and stale_ok:
             raise _StaleConnection
+        if code == 530 or (code != 250 and b"5.7.0" in (reply or b"")[:12]):
+            raise _answer(
+                code,
+                reply,
+                plain="the mail server wants a login before it takes mail: turn on the login "
+                "(authentication) for this account",
+            )
         if code != 250:
             raise _answer(code, reply, plain="the mail server refused the sender address")
         accepted: list[str] = []

@@ -178,6 +178,7 @@ def test_server_demanding_a_login_refuses_mail_from_without_one(server_factory):
     with pytest.raises(SmtpPermanent) as caught:
         send_one(server, "starttls", auth=False)
     assert caught.value.reply == "530 5.7.0 Authentication required"
+    assert caught.value.plain.startswith("the mail server wants a login")  # not "the sender"
 
 
 def test_nothing_listening_is_temporary():
