@@ -31,3 +31,16 @@ def test_the_top_bar_never_makes_the_page_scroll_sideways(live_server, browser, 
         sign_out = page.get_by_role("button", name="Sign out").bounding_box()
         assert sign_out["x"] + sign_out["width"] <= width
     page.screenshot(path=f"/tmp/layout-{width}.png")
+
+
+def test_the_inbox_shows_subjects_at_a_tablets_width(live_server, browser, db, admin):
+    from tests.factories import make_email
+
+    make_email(db, users=[admin], subject="Objednávka č. 2026/118 – potvrdenie dodania")
+    db.commit()
+    page = browser
+    page.set_viewport_size({"width": 820, "height": 800})
+    sign_in(page, live_server)
+    subject = page.locator("table.mail td.what a").first
+    assert subject.bounding_box()["width"] > 150  # it had none: fixed columns took the row
+    page.screenshot(path="/tmp/layout-inbox-820.png")
