@@ -3,6 +3,7 @@ discard, undo; address suggestions."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -241,9 +242,20 @@ def _fill(draft: DraftInput) -> dict:
 
 
 def _bodies(rendered: Rendered) -> dict:
-    html = rendered.body if rendered.is_html else str(text_to_html(rendered.body))
+    html = rendered.body if rendered.is_html else _text_as_html(rendered.body)
     text = html_to_text(rendered.body) if rendered.is_html else rendered.body
     return {"html": html, "text": text}
+
+
+def _text_as_html(text: str) -> str:
+    """Plain text for the HTML editor: escaped, a blank line starts a paragraph and a line break
+    stays one (bare newlines would collapse there, and into one line in the text part sent)."""
+    paragraphs = re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").strip("\n"))
+    return "".join(
+        "<p>" + str(text_to_html(p.strip("\n"))).replace("\n", "<br>") + "</p>"
+        for p in paragraphs
+        if p.strip()
+    )
 
 
 def _parent_key(draft: DraftInput) -> str:
@@ -276,7 +288,7 @@ def _form(
     unresolved=(),
 ):  # fmt: skip
     session = db()
-    html = draft.body if draft.is_html else str(text_to_html(draft.body))
+    html = draft.body if draft.is_html else _text_as_html(draft.body)
     return page(
         "compose/form.html",
         status,
