@@ -207,9 +207,11 @@ def _sources(session: Session, user: User, parent, to_address: str | None) -> So
         views["Person"] = person
         if person_kind and person_kind != "User":
             views.setdefault(person_kind, person)
-    for link, linked in (parent_view or {}).items():
-        if isinstance(linked, dict) and link != "assignedUser":
-            views.setdefault(link[0].upper() + link[1:], linked)
+    # The parent's linked records, then the person's (a Contact's Account), below the parent's.
+    for linked_from in (parent_view or {}, person if person_kind != "User" else {}):
+        for link, linked in linked_from.items():
+            if isinstance(linked, dict) and link != "assignedUser":
+                views.setdefault(link[0].upper() + link[1:], linked)
     return Sources(views, parent_view, tuple(warnings))
 
 

@@ -177,7 +177,10 @@ def validate(data: TemplateInput) -> dict[str, str]:
 
 
 def position_text(exc: handlebars.TemplateError) -> str:
-    """A template error as its author reads it: where, then what."""
+    """A template error as its author reads it: where (when known), then what. An error raised
+    while rendering has no position."""
+    if exc.line is None or exc.column is None:
+        return exc.message
     return f"line {exc.line}, column {exc.column}: {exc.message}"
 
 

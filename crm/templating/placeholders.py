@@ -8,7 +8,9 @@ Where a placeholder's value comes from (`crm.templating.context` builds the sour
 - A type name (`{Account.x}`, `{Contact.x}`, `{Lead.x}`, `{Opportunity.x}`, `{Case.x}`) is the
   first of these that has that type: **the parent itself, then the person, then the records
   linked to the parent** (a Contact's Account; an Opportunity's Account and first Contact; a
-  Case's Account, Contact and Lead). So on a mail about contact A written to contact B,
+  Case's Account, Contact and Lead), **then the records linked to the person** (a Contact's
+  Account; a Lead or an Account links to none), so that a mail from the inbox to a known
+  contact fills `{Account.name}` from the contact's account. So on a mail about contact A written to contact B,
   `{Contact.firstName}` is A's (the mail is about A; B is `{Person.firstName}`), and on a
   case's mail to its contact, `{Account.name}` is the case's account. A person who is a user
   never shadows the acting user: `{User.x}` stays the sender.

@@ -4,7 +4,7 @@ admin sharing, attachments, and a broken template refused with its position."""
 import pytest
 
 from crm.models import EmailTemplate, User
-from crm.templating import library
+from crm.templating import handlebars, library
 from crm.templating.library import TemplateFormError, TemplateInput, Upload
 from tests.support import records
 
@@ -128,3 +128,10 @@ def test_preview_records_are_those_the_user_may_read(db, services, people):
     assert library.preview_choices(db, people["rep"], "Task") == []
     assert library.preview_parent(db, people["rep"], "Account", mine.id) is mine
     assert library.preview_parent(db, people["stranger"], "Account", mine.id) is None
+
+
+def test_an_error_without_a_position_reads_as_its_message():
+    # Raised while rendering, a TemplateError has no line or column: no "line None".
+    assert library.position_text(handlebars.TemplateError("too deep")) == "too deep"
+    at = handlebars.TemplateError("unclosed {{#if}}", line=2, column=5)
+    assert library.position_text(at) == "line 2, column 5: unclosed {{#if}}"

@@ -96,6 +96,23 @@ def test_the_person_wins_over_a_record_linked_to_the_parent(db, rep):
     assert out.body == "Rae Lin"
 
 
+def test_the_persons_linked_records_fill_in_below_the_parents(db, rep):
+    # From the inbox: no record, a known contact as recipient; her account fills {Account.x}.
+    acme = records.account(db, "Acme", **mine(rep))
+    records.contact(db, "Ann", "Buyer", ["ann@acme.example"], account=acme, **mine(rep))
+    out = render(db, rep, "{Contact.firstName} of {Account.name}", to_address="ann@acme.example")
+    assert (out.body, out.warnings) == ("Ann of Acme", ())
+    # A parent's own linked account wins over the person's.
+    other = records.account(db, "Other Co", **mine(rep))
+    case = records.case(db, 8, "Help", account=other, **mine(rep))
+    out = render(db, rep, "{Account.name}", parent=case, to_address="ann@acme.example")
+    assert out.body == "Other Co"
+    # A lead links to nothing: {Account.name} stays as written.
+    records.lead(db, "Leo", "Lead", ["leo@x.example"], **mine(rep))
+    out = render(db, rep, "{Lead.firstName} {Account.name}", to_address="leo@x.example")
+    assert out.body == "Leo {Account.name}"
+
+
 def test_a_recipient_who_is_a_user_never_shadows_the_acting_user(db, rep):
     out = render(db, rep, "{User.name}/{Person.name}", to_address="other@example.com")
     assert out.body == "Rita Rep/Otto Other"
