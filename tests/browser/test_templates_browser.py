@@ -34,16 +34,21 @@ def rep(make_user, services, smtp_server):
         )  # fmt: skip
         settings.put(session, "undo_send_seconds", 0)
         acme = records.account(session, "Acme & Co", assigned_user_id=user_id)
-        records.contact(session, "Ann", "Buyer", ["ann@acme.example"], account=acme,
-                        assigned_user_id=user_id)  # fmt: skip
+        ann = records.contact(session, "Ann", "Buyer", ["ann@acme.example"], account=acme,
+                              assigned_user_id=user_id)  # fmt: skip
         data = TemplateInput(
             name="Offer", category="Sales", subject="Offer for {Account.name}",
             body="<p>Dear {Person.firstName},</p><p>our offer for <b>{Account.name}</b>.</p>"
             "<p>{User.name}</p>",
         )  # fmt: skip
         library.create(session, services.blobs, session.get(User, user_id), data)
+        note = TemplateInput(
+            name="Note", subject="Note for {Person.firstName}", is_html=False,
+            body="Hello {Person.firstName},\nline two <b>not bold</b>\n\nRegards",
+        )  # fmt: skip
+        library.create(session, services.blobs, session.get(User, user_id), note)
         session.commit()
-        return {"user": user_id, "acme": acme.id}
+        return {"user": user_id, "acme": acme.id, "ann": ann.id}
 
 
 def test_choosing_a_template_in_compose_fills_it_in_and_sends(
@@ -123,3 +128,96 @@ def test_the_templates_pages_refuse_a_broken_template_then_save_and_preview(
     frame = page.frame_locator("iframe.mailbody")
     expect(frame.locator("body")).to_contain_text("Hello Acme & Co, Acme & Co")
     page.screenshot(path=str(tmp_path / "template-preview.png"), full_page=True)
+
+
+def test_compose_reached_by_a_boosted_link_has_its_editor_and_fills_a_plain_template(
+    live_server, browser, services, smtp_server, rep, tmp_path
+):
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/records/contacts/{rep['ann']}")
+    page.locator("#create-email").click()  # boosted: the page's own scripts would not run
+    expect(page.get_by_role("heading", name="New mail")).to_be_visible()
+    expect(page.locator("#compose-body")).to_be_hidden()  # the HTML editor is on
+    page.locator("#compose-template").select_option(label="Note")
+    page.locator("#use-template").click()
+    expect(page.get_by_label("Subject")).to_have_value("Note for Ann")
+    editor = page.locator("#compose .editor-area")
+    expect(editor.locator("p")).to_have_count(2)  # a blank line: a new paragraph
+    expect(editor.locator("b")).to_have_count(0)  # "<b>" in a text template is text
+    expect(editor).to_contain_text("line two <b>not bold</b>")
+    page.screenshot(path=str(tmp_path / "compose-boosted-plain.png"), full_page=True)
+    page.locator("#send-button").click()
+    page.wait_for_url("**/mail/*")
+    assert [o.state for o in deliver_due(services)] == ["sent"]
+    [received] = smtp_server.messages
+    parsed = message_from_bytes(received["data"], policy=policy.default)
+    text = parsed.get_body(("plain",)).get_content()
+    assert "Hello Ann,\nline two <b>not bold</b>\n\nRegards" in text.replace("\r\n", "\n")
+    html = parsed.get_body(("html",)).get_content()
+    assert "line two &lt;b&gt;not bold&lt;/b&gt;" in html and "<br" in html
+
+
+def test_render_again_after_the_recipient_changes_and_the_record_can_be_removed(
+    live_server, browser, rep
+):
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/compose/?here=1&to=someone@else.example&parent_type=Account"
+              f"&parent_id={rep['acme']}")  # fmt: skip
+    page.locator("#compose-template").select_option(label="Offer (Sales)")
+    page.locator("#use-template").click()
+    editor = page.locator("#compose .editor-area")
+    expect(editor).to_contain_text("Dear {Person.firstName},")
+    again = page.locator("#template-again")
+    expect(again).to_be_hidden()
+    page.get_by_label("To", exact=True).fill("ann@acme.example")
+    page.get_by_label("To", exact=True).dispatch_event("change")
+    expect(again).to_be_visible()
+    again.click()
+    expect(editor).to_contain_text("Dear Ann,")
+    expect(again).to_be_hidden()
+    page.locator("#clear-parent").click()
+    expect(page.locator(".compose-fields .parent")).to_contain_text("none")
+    expect(again).to_be_visible()
+    again.click()
+    # The recipient's account still fills {Account.name} (issue 13: the person's linked records).
+    expect(page.get_by_label("Subject")).to_have_value("Offer for Acme & Co")
+    expect(page.locator("#template-fill")).to_contain_text("(no record chosen)")
+
+
+def test_the_template_editor_is_visible_and_html_turns_into_text(
+    live_server, browser, rep, tmp_path
+):
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/templates/new")
+    area = page.locator("#template-form .editor-area")
+    expect(area).to_be_visible()
+    box = area.bounding_box()
+    assert box and box["height"] > 100  # an empty body is a visible field
+    assert area.evaluate("e => getComputedStyle(e).borderTopStyle") == "solid"
+    area.click()
+    page.keyboard.type("First line")
+    page.keyboard.press("Enter")
+    page.keyboard.type("Second & last")
+    page.locator("select[name=format]").select_option("text")
+    body = page.locator("#template-body")
+    expect(body).to_be_visible()
+    value = body.input_value()
+    assert "<" not in value and "First line" in value and "\nSecond & last" in value
+    expect(page.get_by_role("button", name="Bold")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "template-to-text.png"), full_page=True)
+    page.locator("select[name=format]").select_option("html")
+    expect(area).to_contain_text("Second & last")
+    expect(page.get_by_role("button", name="Bold")).to_be_visible()
+
+
+def test_the_preview_cells_line_up_with_their_rows(live_server, browser, rep):
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/templates/")
+    row = page.locator("#template-rows tbody tr").first
+    cells = row.locator("td")
+    tops = [cells.nth(i).bounding_box()["y"] for i in range(cells.count())]
+    assert max(tops) - min(tops) < 1
