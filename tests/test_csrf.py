@@ -9,6 +9,13 @@ import pytest
 from werkzeug.routing.converters import AnyConverter, IntegerConverter
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+# Reached from a mail, not from a session of ours: the link's signed token is what authorises
+# them (RFC 8058's one-click POST carries no CSRF token by design). A forged token is a 404.
+SIGNED_LINKS = {
+    "campaigns.unsubscribe_post",
+    "campaigns.subscribe_again",
+    "campaigns.opt_in_post",
+}
 
 
 def _sample_value(converter) -> str:
@@ -54,7 +61,8 @@ def test_state_changing_request_without_token_is_rejected(app, admin_client, htm
     accepted = []
     for endpoint, method, path in _state_changing_requests(app):
         response = admin_client._send(method.lower(), path, csrf=False, headers=headers, data={})
-        if response.status_code != 400:
+        expected = 404 if endpoint in SIGNED_LINKS else 400  # "x" is no valid signed token
+        if response.status_code != expected:
             accepted.append((endpoint, method, path, response.status_code))
     assert accepted == []
 

@@ -86,7 +86,7 @@ def _admin_requests(app, services):
         team = Team(name="Sales")
         s.add(team)
         s.flush()
-        ids = {"team_id": team.id, "user_id": s.scalars(select(User.id)).first()}
+        ids = {"team_id": team.id, "user_id": s.scalars(select(User.id)).first(), "name": "google"}
     found = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
