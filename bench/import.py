@@ -26,14 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text
 
+from bench.support import bare_imap_tools, fresh_pg_database
 from tests.support.dovecot import PASSWORD, Dovecot
 
 PG_SERVER = os.environ.get("CRM_BENCH_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
@@ -50,23 +49,6 @@ def seed_mailbox(server: Dovecot, user: str, n: int, seed: int, script: Path) ->
     )
     server.doveadm("force-resync", "-u", user, "INBOX")
     return json.loads(out.stdout)
-
-
-def bare_imap_tools(server: Dovecot, user: str) -> dict:
-    from imap_tools import MailBoxUnencrypted
-
-    started, count = time.perf_counter(), 0
-    with MailBoxUnencrypted(server.host, server.port).login(
-        user, PASSWORD, initial_folder=None
-    ) as box:
-        box.folder.set("INBOX", readonly=True)
-        for msg in box.fetch(mark_seen=False, bulk=200):
-            _ = (msg.subject, msg.from_, msg.to, msg.date, msg.text, msg.html)
-            for att in msg.attachments:
-                _ = (att.filename, att.content_type, att.payload)
-            count += 1
-    seconds = time.perf_counter() - started
-    return {"messages": count, "seconds": round(seconds, 2), "rate": round(count / seconds, 1)}
 
 
 # The import without durability, for the measurement only: fsync a no-op in this process (and
@@ -173,19 +155,6 @@ def _timed_child(cmd, env) -> dict:
     }
 
 
-def fresh_pg_database() -> tuple[str, callable]:
-    name = f"crm_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    return f"{PG_SERVER.rpartition('/')[0]}/{name}", drop
-
-
 def _import_on(server: Dovecot, db: str, work: Path, blob_store: str, no_fsync: bool) -> dict:
     """One import on a fresh database of its own."""
     if db == "sqlite":
@@ -193,7 +162,7 @@ def _import_on(server: Dovecot, db: str, work: Path, blob_store: str, no_fsync: 
         return project_import(
             server, "alice", f"sqlite:///{work}/bench.sqlite3", work, blob_store, no_fsync
         )
-    url, drop = fresh_pg_database()
+    url, drop = fresh_pg_database(PG_SERVER)
     try:
         return project_import(server, "alice", url, work, blob_store, no_fsync)
     finally:
@@ -225,11 +194,11 @@ def main() -> None:
     server = Dovecot(work / "dovecot").start(users=("alice",))
     try:
         corpus = seed_mailbox(server, "alice", args.n, args.seed, args.seed_script)
-        bare_imap_tools(server, "alice")  # warm-up: Dovecot builds its caches on first access
+        bare_imap_tools(server, ["alice"])  # warm-up: Dovecot builds its caches on first access
         results = {
             "messages": args.n,
             "corpus_bytes": corpus.get("total_bytes"),
-            "imap_tools": bare_imap_tools(server, "alice"),
+            "imap_tools": bare_imap_tools(server, ["alice"]),
         }
         runs = [("sqlite", "sqlite", "", False)]
         if args.no_sync:

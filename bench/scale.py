@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from redis import Redis
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench.support import bare_imap_tools, fresh_pg_database, worker_env
 from crm.accounts.manage import create_account
 from crm.config import Config
 from crm.migrations import upgrade
@@ -80,52 +80,6 @@ def seed_mailboxes(server: Dovecot, boxes: list[str], mails: int, seed: int, scr
             for raw in own[boxes[(i + step) % len(boxes)]][:count]
         ]
         server.deliver_many(box, copies)  # also makes Dovecot index the generated mail
-
-
-def bare_imap_tools(server: Dovecot, boxes: list[str]) -> dict:
-    from imap_tools import MailBoxUnencrypted
-
-    started, count = time.perf_counter(), 0
-    for box in boxes:
-        with MailBoxUnencrypted(server.host, server.port).login(
-            box, PASSWORD, initial_folder=None
-        ) as mailbox:
-            mailbox.folder.set("INBOX", readonly=True)
-            for msg in mailbox.fetch(mark_seen=False, bulk=200):
-                _ = (msg.subject, msg.from_, msg.to, msg.date, msg.text, msg.html)
-                for att in msg.attachments:
-                    _ = (att.filename, att.content_type, att.payload)
-                count += 1
-    seconds = time.perf_counter() - started
-    return {"messages": count, "seconds": round(seconds, 2), "rate": round(count / seconds, 1)}
-
-
-def fresh_pg_database() -> tuple[str, callable]:
-    name = f"crm_bench_scale_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
-    return url, drop
-
-
-def worker_env(config: Config) -> dict:
-    return dict(
-        os.environ,
-        DATABASE_URL=config.database_url,
-        REDIS_URL=config.redis_url,
-        CRM_QUEUE=config.queue_name,
-        CRM_INSTANCE_DIR=str(config.instance_dir),
-        CRM_DATA_DIR=str(config.data_dir),
-        SECRET_KEY=config.secret_key,
-        CRM_MAIL_HOST_ALLOWLIST=config.mail_host_allowlist,
-    )
 
 
 def add_accounts(services: Services, server: Dovecot, boxes: list[str]) -> list[int]:
@@ -226,7 +180,7 @@ def run_workers(config: Config, workers: int, logs: Path, timeout: float) -> flo
 
 def scale_run(server: Dovecot, boxes: list[str], workers: int, work: Path, timeout) -> dict:
     """One worker count on a fresh database and Redis database index of its own."""
-    database_url, drop = fresh_pg_database()
+    database_url, drop = fresh_pg_database(PG_SERVER, "crm_bench_scale")
     index, release = claim_index()
     redis_url = f"{REDIS_SERVER}/{index}"
     config = Config(

@@ -56,9 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from redis import Redis
-from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, update
 
+from bench.support import fresh_pg_database, worker_env
 from crm import settings
 from crm.config import Config
 from crm.db import utcnow
@@ -164,21 +164,6 @@ class Sink:
             self._proc.join(10)
 
 
-def fresh_pg_database(server_url: str) -> tuple[str, callable]:
-    name = f"crm_bench_send_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    return url, drop
-
-
 def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
@@ -270,19 +255,6 @@ def bare_smtplib(sink: Sink, messages) -> dict:
         "seconds": round(seconds, 3),
         "rate": round(len(messages) / seconds, 1),
     }
-
-
-def worker_env(config: Config) -> dict:
-    return dict(
-        os.environ,
-        DATABASE_URL=config.database_url,
-        REDIS_URL=config.redis_url,
-        CRM_QUEUE=config.queue_name,
-        CRM_INSTANCE_DIR=str(config.instance_dir),
-        CRM_DATA_DIR=str(config.data_dir),
-        SECRET_KEY=config.secret_key,
-        CRM_MAIL_HOST_ALLOWLIST=config.mail_host_allowlist,
-    )
 
 
 def final_rows(services: Services) -> int:
@@ -631,7 +603,7 @@ def main() -> None:
     drop = lambda: None
     try:
         if args.database_url:
-            database_url, drop = fresh_pg_database(args.database_url)
+            database_url, drop = fresh_pg_database(args.database_url, "crm_bench_send")
         else:
             database_url = f"sqlite:///{work}/bench.sqlite3"
         results = run(args, sink, work, database_url, redis_url)
