@@ -221,23 +221,14 @@ def take_due(
 # Prebuilt (a constant statement's compiled form and cache key are computed once, not per
 # mail: building the UPDATE cost more than the SMTP conversation).
 _outbox = OutboxEntry.__table__
+# IS NOT DISTINCT FROM: the claim matches, NULL included (a row handed over outside a batch).
 _TO_DATA_PHASE = (
     update(_outbox)
     .where(
         _outbox.c.id == bindparam("b_id"),
         _outbox.c.state == SENDING,
         _outbox.c.phase == PHASE_CONNECT,
-        _outbox.c.claim == bindparam("b_claim"),
-    )
-    .values(phase=PHASE_DATA, attempts=_outbox.c.attempts + 1, lease_until=bindparam("b_lease"))
-)
-_TO_DATA_PHASE_UNCLAIMED = (
-    update(_outbox)
-    .where(
-        _outbox.c.id == bindparam("b_id"),
-        _outbox.c.state == SENDING,
-        _outbox.c.phase == PHASE_CONNECT,
-        _outbox.c.claim.is_(None),
+        _outbox.c.claim.is_not_distinct_from(bindparam("b_claim")),
     )
     .values(phase=PHASE_DATA, attempts=_outbox.c.attempts + 1, lease_until=bindparam("b_lease"))
 )
@@ -252,11 +243,8 @@ def mark_data_phase(
     through earlier mail and the sweeper gave it back, or another worker holds it now.
     """
     lease = (now or utcnow()) + LEASE
-    params = {"b_id": entry.id, "b_lease": lease}
-    if claim is None:
-        result = session.connection().execute(_TO_DATA_PHASE_UNCLAIMED, params)
-    else:
-        result = session.connection().execute(_TO_DATA_PHASE, {**params, "b_claim": claim})
+    params = {"b_id": entry.id, "b_lease": lease, "b_claim": claim}
+    result = session.connection().execute(_TO_DATA_PHASE, params)
     if result.rowcount != 1:
         session.expire(entry)  # somebody else's now: read it afresh if it is looked at
         return False
