@@ -37,9 +37,12 @@ def _signed_in():
 @bp.get("/")
 def index():
     lists = target_lists.visible_lists(db(), current_user)
+    mass_mails = mass_mail.visible_mass_mails(db(), current_user)
     return page(
         "campaigns/index.html",
-        mass_mails=mass_mail.visible_mass_mails(db(), current_user),
+        mass_mails=mass_mails,
+        states=progress.states(db(), mass_mails),
+        state_labels=progress.STATE_LABELS,
         lists=lists,
         counts=target_lists.member_counts(db(), [t.id for t in lists]),
     )
@@ -329,7 +332,12 @@ def start(mass_mail_id):
 
 @bp.post("/<int:mass_mail_id>/pause")
 def pause(mass_mail_id):
-    return _act(mass_mail_id, lambda found: mass_mail.pause(db(), found))
+    def _pause(found):
+        held = mass_mail.pause(db(), found)
+        if held:
+            flash(f"Paused: {held} mails waiting in the outbox are held until you resume.", "info")
+
+    return _act(mass_mail_id, _pause)
 
 
 @bp.post("/<int:mass_mail_id>/resume")
@@ -339,7 +347,17 @@ def resume(mass_mail_id):
 
 @bp.post("/<int:mass_mail_id>/cancel")
 def cancel(mass_mail_id):
-    return _act(mass_mail_id, lambda found: mass_mail.cancel(db(), found))
+    def _cancel(found):
+        was_draft = found.status == DRAFT
+        cancelled = mass_mail.cancel(db(), found)
+        sending = mass_mail.still_sending(db(), found).sending
+        going = f" {sending} being sent right now will still go." if sending else ""
+        said = (
+            "Cancelled." if was_draft else f"Cancelled: {cancelled} queued mails will not be sent."
+        )
+        flash(said + going, "info")
+
+    return _act(mass_mail_id, _cancel)
 
 
 # --- the admin's settings ----------------------------------------------------------------

@@ -20,7 +20,7 @@ from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm.campaigns import mass_mail, opt_out, senders
+from crm.campaigns import mass_mail, opt_out, outbox_rows, senders
 from crm.db import utcnow
 from crm.mail import threadtoken
 from crm.mail.address import normalise_address
@@ -122,10 +122,10 @@ def queue_batch(
     except handlebars.TemplateError as exc:
         mass_mail.pause(session, found, f"The template cannot be rendered: {exc}")
         return result
-    slot = max(now, found.next_batch_at or now)
+    spacing = timedelta(seconds=3600 / found.per_hour)
+    slot = _first_slot(session, found, now, spacing)
     sender = addressbook.find_or_create(session, [account.email_address])
     sender_id = sender[account.email_address.lower()].id
-    spacing = timedelta(seconds=3600 / found.per_hour)
     dues = [slot + i * spacing for i in range(len(prepared))]
     entries = _store(session, blobs, found, account, sender_id, prepared, dues)
     for item, entry, due_at in zip(prepared, entries, dues, strict=True):
@@ -138,6 +138,14 @@ def queue_batch(
     result.more = found.status == RUNNING
     session.flush()
     return result
+
+
+def _first_slot(session: Session, found: MassMail, now: datetime, spacing: timedelta) -> datetime:
+    """When the batch's first mail is due: at its turn, and after what already waits in the
+    outbox (mail held by a pause is due again from the resume, ahead of the next batch)."""
+    slot = max(now, found.next_batch_at or now)
+    waiting = outbox_rows.last_due(session, found)
+    return max(slot, waiting + spacing) if waiting else slot
 
 
 def _why_not(account: MailAccount | None, creator: User | None) -> str:

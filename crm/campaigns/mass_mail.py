@@ -3,8 +3,10 @@
 Its life: a draft is edited; starting it fixes the template's text and writes one recipient
 row per address (the lists resolved in one INSERT ... SELECT, never loaded into memory); a
 running mass mail is then queued a batch at a time (crm.campaigns.batches) at its per-hour
-rate; pause stops queuing (what is already in the outbox may go), resume continues, cancel
-ends it. The caller commits.
+rate, and is complete once every recipient is queued or skipped, while the last batch may
+still be in the outbox. Pause stops queuing and holds what waits in the outbox, resume
+continues, cancel ends it and cancels what waits (crm.campaigns.outbox_rows); a complete
+mass mail can still be paused or cancelled while some of its mail waits. The caller commits.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
-from crm.campaigns import opt_out, senders, target_lists
+from crm.campaigns import opt_out, outbox_rows, senders, target_lists
 from crm.db import utcnow
 from crm.models import (
     AddressConfirmation,
@@ -150,6 +152,20 @@ def start(session: Session, found: MassMail, user: User, now: datetime | None = 
 
 def _write_recipients(session: Session, found: MassMail) -> int:
     """One row per primary address of the lists' members, in one INSERT ... SELECT."""
+    columns = ["mass_mail_id", "address_id", "entity_type", "entity_id", "status", "reason"]
+    session.execute(insert(MassMailRecipient).from_select(columns, _recipient_rows(found)))
+    return session.scalar(select(func.count()).where(MassMailRecipient.mass_mail_id == found.id))
+
+
+def expected_recipients(session: Session, found: MassMail) -> int:
+    """How many recipients starting now would write (a draft's lists change until then)."""
+    if not any(not x.excluded for x in found.lists):
+        return 0
+    return session.scalar(select(func.count()).select_from(_recipient_rows(found).subquery()))
+
+
+def _recipient_rows(found: MassMail):
+    """The recipient rows' values: each address once, with the first list member holding it."""
     included = [x.list_id for x in found.lists if not x.excluded]
     excluded = [x.list_id for x in found.lists if x.excluded]
     member, link = TargetListMember, EmailAddressLink
@@ -171,13 +187,10 @@ def _write_recipients(session: Session, found: MassMail) -> int:
     if excluded:
         firsts = firsts.where(link.address_id.not_in(_addresses_of_lists(excluded)))
     firsts = firsts.subquery()
-    rows = select(
+    return select(
         literal(found.id), firsts.c.address_id, member.entity_type, member.entity_id,
         literal(PENDING), literal(""),
     ).join(member, member.id == firsts.c.member_id)  # fmt: skip
-    columns = ["mass_mail_id", "address_id", "entity_type", "entity_id", "status", "reason"]
-    session.execute(insert(MassMailRecipient).from_select(columns, rows))
-    return session.scalar(select(func.count()).where(MassMailRecipient.mass_mail_id == found.id))
 
 
 def _addresses_of_lists(list_ids: list[int]):
@@ -191,10 +204,20 @@ def _addresses_of_lists(list_ids: list[int]):
     )  # fmt: skip
 
 
-def pause(session: Session, found: MassMail, reason: str = "") -> None:
-    if found.status != RUNNING:
-        raise MassMailError("Only a running mass mail can be paused.")
+def still_sending(session: Session, found: MassMail) -> outbox_rows.Unfinished:
+    return outbox_rows.unfinished(session, [found.id]).get(found.id, outbox_rows.Unfinished())
+
+
+def pause(session: Session, found: MassMail, reason: str = "") -> int:
+    """Stop queuing and hold what waits in the outbox; answers how many mails were held."""
+    if not (found.status == RUNNING or _complete_but_queued(session, found)):
+        raise MassMailError("Only a running mass mail (or one still sending) can be paused.")
     found.status, found.last_error = PAUSED, reason
+    return outbox_rows.hold(session, found)
+
+
+def _complete_but_queued(session: Session, found: MassMail) -> bool:
+    return found.status == COMPLETE and still_sending(session, found).queued > 0
 
 
 def resume(session: Session, found: MassMail, now: datetime | None = None) -> None:
@@ -203,13 +226,18 @@ def resume(session: Session, found: MassMail, now: datetime | None = None) -> No
     now = now or utcnow()
     found.status, found.last_error = RUNNING, ""
     found.next_batch_at = max(found.next_batch_at or now, now)
+    outbox_rows.release(session, found, now)
 
 
-def cancel(session: Session, found: MassMail, now: datetime | None = None) -> None:
-    """Stop for good: recipients not yet queued are never mailed."""
-    if found.status not in (RUNNING, PAUSED, DRAFT):
+def cancel(session: Session, found: MassMail, now: datetime | None = None) -> int:
+    """Stop for good: recipients not yet queued are never mailed, and mail still waiting in
+    the outbox is cancelled (what a worker is sending goes on). Answers how many were."""
+    ended = found.status not in (RUNNING, PAUSED, DRAFT)
+    if ended and not _complete_but_queued(session, found):
         raise MassMailError("This mass mail has already ended.")
-    found.status, found.finished_at = CANCELLED, now or utcnow()
+    now = now or utcnow()
+    found.status, found.finished_at, found.next_batch_at = CANCELLED, now, None
+    return outbox_rows.cancel(session, found, now)
 
 
 def complete(found: MassMail, now: datetime) -> None:
