@@ -7,8 +7,9 @@ Two stores with one interface (put / put_many / get / exists / delete / sync):
   database reads every blob (the PostgreSQL default).
 
 The rule both keep: a committed row never points at bytes that are not durable. The file store
-writes each blob to a temporary name and makes the batch durable in `sync()` (fsync of each
-file, rename to its address, fsync of each directory touched); the services call `sync()`
+writes each blob to a temporary name and makes the batch durable in `sync()`: the files' bytes,
+then their renames to their addresses (on Linux one `syncfs` of the store's filesystem for each,
+elsewhere an fsync of each file and of each directory touched); the services call `sync()`
 before every commit of their sessions, and the importer once per batch before its commit. So a
 file at its address is always whole, and a row that names it is committed only after it is.
 The database store commits a batch of blobs in one transaction of its own before it returns.
@@ -16,8 +17,10 @@ The database store commits a batch of blobs in one transaction of its own before
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,9 +33,38 @@ from crm.models.blobs import Blob
 FILES, DATABASE = "files", "database"
 KINDS = (FILES, DATABASE)
 
-# fsyncs issued together let the filesystem journal commit them as one group: a batch pays
-# about one journal commit instead of one per file.
+# Where syncfs is missing: fsyncs issued together let the filesystem journal commit them as
+# one group, so a batch pays about one journal commit instead of one per file.
 _SYNC_THREADS = 16
+
+
+def _load_syncfs():
+    """libc's syncfs(2) on Linux, else None. One call makes everything written to a filesystem
+    durable: a batch of hundreds of blobs in as many directories costs two calls instead of a
+    file and a directory fsync for each (measured: 15-25 ms against 90-250 ms per 300 blobs)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _load_syncfs()
+# Smaller batches (a web request's upload) fsync their own files: syncfs also flushes whatever
+# else is pending on the filesystem, which costs more than a few files when a database shares it.
+SYNCFS_FROM = 16
+
+
+def sync_filesystem(directory: Path) -> None:
+    """syncfs(2) of the filesystem holding `directory`: its data and metadata are on disk."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _SYNCFS(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs: {os.strerror(err)}", str(directory))
+    finally:
+        os.close(fd)
 
 
 def store_kind(setting: str, database_url: str) -> str:
@@ -96,13 +128,17 @@ class BlobStore:
             new_dirs, self._new_dirs = self._new_dirs, set()
         if not pending and not new_dirs:
             return 0
-        with ThreadPoolExecutor(min(_SYNC_THREADS, len(pending) or 1)) as pool:
-            list(pool.map(_fsync_file, pending.values()))
-            for target, tmp in pending.items():
-                os.replace(tmp, target)
-            dirs = {t.parent for t in pending} | {d.parent for d in new_dirs}
-            list(pool.map(_fsync_dir, sorted(dirs)))
+        if _SYNCFS is not None and len(pending) >= SYNCFS_FROM:
+            self._sync_filesystem_twice(pending)
+        else:
+            _sync_each(pending, new_dirs)
         return len(pending)
+
+    def _sync_filesystem_twice(self, pending: dict[Path, Path]) -> None:
+        sync_filesystem(self.root)  # the bytes, under their temporary names
+        for target, tmp in pending.items():
+            os.replace(tmp, target)
+        sync_filesystem(self.root)  # the renames, and the directories made for them
 
     def get(self, sha256: str) -> bytes:
         target = self.path(sha256)
@@ -138,6 +174,16 @@ def _whole(target: Path, size: int) -> bool:
         return target.stat().st_size == size
     except FileNotFoundError:
         return False
+
+
+def _sync_each(pending: dict[Path, Path], new_dirs: set[Path]) -> None:
+    """fsync each file, rename it to its address, fsync each directory touched."""
+    with ThreadPoolExecutor(min(_SYNC_THREADS, len(pending) or 1)) as pool:
+        list(pool.map(_fsync_file, pending.values()))
+        for target, tmp in pending.items():
+            os.replace(tmp, target)
+        dirs = {t.parent for t in pending} | {d.parent for d in new_dirs}
+        list(pool.map(_fsync_dir, sorted(dirs)))
 
 
 def _fsync_file(path: Path) -> None:
