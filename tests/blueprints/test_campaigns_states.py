@@ -62,7 +62,7 @@ def test_a_mass_mail_still_in_the_outbox_is_sending_with_pause_and_cancel(
     assert "Sending" in _html(bar) and "Complete" not in _html(bar)
     assert _buttons(_html(bar)) == ["Pause", "Cancel"]
     index = _html(mara.get("/campaigns/"))
-    assert re.search(r"December news</a></td>\s*<td>Sending</td>", index)
+    assert re.search(r"December news</a></td>\s*<td[^>]*>Sending</td>", index)
     assert len(deliver_due(services)) == 3
     done = mara.get(f"/campaigns/{mass_mail_id}/progress", headers={"HX-Request": "true"})
     assert done.status_code == 286 and "Complete" in _html(done) and _buttons(_html(done)) == []
@@ -94,7 +94,9 @@ def test_a_draft_says_it_has_not_started_and_whom_it_would_reach(mara, campaign)
     page = _html(mara.get(response.headers["Location"]))
     assert "Not started" in page and "3 recipients on the target lists" in page
     assert "100%" not in page and "0 of 0" not in page
-    assert re.search(r"Draft news</a></td>\s*<td>Not started</td>", _html(mara.get("/campaigns/")))
+    assert re.search(
+        r"Draft news</a></td>\s*<td[^>]*>Not started</td>", _html(mara.get("/campaigns/"))
+    )
 
 
 def test_the_log_shows_a_recipient_who_subscribed_again(
