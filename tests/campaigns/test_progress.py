@@ -136,3 +136,19 @@ def test_the_log_shows_a_recipient_who_subscribed_again(db, services, campaign, 
     assert line["ann@customer.example"].subscription == "resubscribed"
     assert line["ann@customer.example"].opted_out_at is not None  # the history stays
     assert line["bob@customer.example"].subscription == ""
+
+
+def test_recipients_never_queued_of_a_cancelled_mass_mail_show_as_cancelled(db, services, campaign):
+    user = db.get(User, campaign.user_id)
+    found = mass_mail.save(db, user, {"name": "News", "template_id": campaign.template_id,
+                                      "mail_account_id": campaign.account_id,
+                                      "list_ids": [campaign.list_id]})  # fmt: skip
+    mass_mail.start(db, found, user)
+    found.batch_size = 1
+    assert len(batches.queue_batch(db, services.blobs, found).queued) == 1
+    assert progress.counts(db, found)["pending"] == 2
+    assert mass_mail.cancel(db, found) == 1
+    db.commit()
+    counts = progress.counts(db, found)
+    assert counts["cancelled"] == 3 and counts["pending"] == 0
+    assert progress.progress(db, found).finished
