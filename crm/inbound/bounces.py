@@ -77,6 +77,10 @@ def _worth_reading(email: Email) -> bool:
 
 
 def _raw(blobs, email: Email) -> bytes:
+    """The raw mail: in memory while it is being imported, else from the blob store."""
+    in_memory = getattr(email, "_raw", None)
+    if in_memory is not None:
+        return in_memory
     if not email.raw_sha256:
         return b""
     try:

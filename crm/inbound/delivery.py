@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm import bulk
 from crm.mail.filters import NO_FILTER
 from crm.mail.parse import ParsedMail
 from crm.mailbox import folders
@@ -57,8 +58,7 @@ def deliver(
             rows.append(row)
             if not (skip or silent) and _notifies(ctx, mail, row, outgoing):
                 fresh[user_id].append(cand.email_id)
-    if rows:
-        session.connection().execute(insert(EmailUserState.__table__), rows)
+    bulk.insert_rows(session.connection(), EmailUserState.__table__, rows)
     for user_id, ids in fresh.items():
         text = "1 new mail" if len(ids) == 1 else f"{len(ids)} new mails"
         # One mail: the notification opens it; several: the list (the Inbox) does.

@@ -14,15 +14,24 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from crm.db import utcnow
+from crm import bulk, folding
+from crm.db import make_engine, utcnow
 from crm.inbound import bounces, delivery, filters
 from crm.inbound.claims import users_receiving
 from crm.mail.imap import HeaderItem
-from crm.mail.parse import ParsedMail, identity_for, parse, parse_headers, snippet
+from crm.mail.parse import (
+    ParsedMail,
+    identity_for,
+    message_id_of,
+    parse,
+    parse_headers,
+    snippet,
+)
 from crm.models import (
     Attachment,
     Case,
@@ -37,7 +46,7 @@ from crm.models import (
 from crm.models.mail import STATUS_ARCHIVED
 from crm.outbound import autoreply
 from crm.records import addressbook, cases, linking
-from crm.storage import FILES, Blobs, BlobStore
+from crm.storage import DATABASE, FILES, Blobs, BlobStore, DatabaseBlobStore
 
 
 @dataclass
@@ -120,7 +129,7 @@ class Candidate:
     uid: int
     header: HeaderItem
     identity: str  # without a Message-ID: the header block's hash until the body is here
-    headers_only: ParsedMail
+    message_id: str | None
     email_id: int | None = None  # set when the message is already stored
     raw: bytes | None = None
     mail: ParsedMail | None = None
@@ -128,12 +137,19 @@ class Candidate:
     attachment_sha256: list[str] = field(default_factory=list)
     attachment_sizes: list[int] = field(default_factory=list)
     group_folder_id: int | None = None  # where a group account's Move filter files new mail
+    search_extra: str | None = None  # computed while parsing (else when its row is built)
+
+    @cached_property
+    def headers_only(self) -> ParsedMail:
+        """The header block parsed, when something reads it (filters, mail without a body):
+        a batch of new mail without filters needs only the Message-IDs."""
+        return parse_headers(self.header.header)
 
     @property
     def identity_waits_for_body(self) -> bool:
         """Without a Message-ID only byte-identical copies are the same mail: the identity is
         the whole message's hash, known once the body is downloaded."""
-        return self.headers_only.message_id is None and self.email_id is None
+        return self.message_id is None and self.email_id is None
 
 
 def plan(
@@ -152,9 +168,8 @@ def plan(
         if uid in located:
             result.duplicates += 1
             continue
-        parsed = parse_headers(item.header)
-        identity = identity_for(parsed.message_id, item.header)
-        candidates.append(Candidate(uid, item, identity, parsed))
+        message_id = message_id_of(item.header)
+        candidates.append(Candidate(uid, item, identity_for(message_id, item.header), message_id))
     final = {c.identity for c in candidates if not c.identity_waits_for_body}
     deleted = _deleted_identities(session, ctx.account.id, final)
     if deleted:
@@ -165,7 +180,7 @@ def plan(
     for cand in candidates:
         cand.email_id = known.get(cand.identity) if cand.identity in final else None
         # Also for mail already stored (from another account): Ignore keeps it out of this one.
-        if ctx.filters.ignored(cand.headers_only):
+        if ctx.filters.ignore and ctx.filters.ignored(cand.headers_only):
             result.skipped += 1
             continue
         kept.append(cand)
@@ -185,41 +200,76 @@ class Prepared:
     raw_sha256: str | None
     attachment_sha256: tuple[str, ...]
     attachment_sizes: tuple[int, ...]
+    search_extra: str = ""  # the mail's `emails.search_extra`, work taken off the storing process
 
 
 def prepare(
-    items: list[tuple[int, bytes]], blob_root: str | None, max_bytes: int
+    items: list[tuple[int, bytes]], blob_target: tuple[str, str] | None, max_bytes: int
 ) -> dict[int, Prepared]:
-    """Parse downloaded messages; with `blob_root`, also store their blobs and drop the payloads.
+    """Parse downloaded messages; with `blob_target`, also store their blobs and drop the payloads.
 
     Runs in a helper process while the previous batch is stored, so it takes and returns plain
     values; the blobs it writes are durable before it returns. Parsing never raises; a failing
-    disk write does, and stops the sync.
+    disk or database write does, and stops the sync.
     """
-    blobs = BlobStore(blob_root) if blob_root else None
+    blobs = helper_store(blob_target) if blob_target else None
     out = {}
     for uid, raw in items:
         mail = parse(raw, max_bytes)
         sizes = tuple(len(a.payload) for a in mail.attachments)
-        if blobs is None:
-            out[uid] = Prepared(mail, None, (), sizes)
-            continue
-        shas = tuple(blobs.put(a.payload) for a in mail.attachments)
-        bare = tuple(dataclasses.replace(a, payload=b"") for a in mail.attachments)
-        out[uid] = Prepared(
-            dataclasses.replace(mail, attachments=bare), blobs.put(raw), shas, sizes
-        )
+        extra = folding.search_extra(mail.subject, mail.text, _address_text(mail))
+        out[uid] = Prepared(mail, None, (), sizes, extra)
     if blobs is not None:
-        blobs.sync()
+        out = _stored_blobs(blobs, items, out)
     return out
 
 
-def helper_blob_root(ctx: ImportContext) -> str | None:
-    """The folder `prepare` writes blobs to in the helper process, if it may: files only (the
-    database store writes a batch in one transaction from this process, in `write_blobs`)."""
-    if ctx.blobs.kind == FILES and blobs_before_filters(ctx):
-        return str(ctx.blobs.root)
-    return None
+def _stored_blobs(blobs: Blobs, items, parsed: dict[int, Prepared]) -> dict[int, Prepared]:
+    """The batch's raw mail and attachments stored at once and made durable, their payloads
+    dropped from the parsed mail (they need not travel back from the helper process)."""
+    raws = dict(items)
+    data = [
+        b
+        for uid, p in parsed.items()
+        for b in (raws[uid], *(a.payload for a in p.mail.attachments))
+    ]
+    digests = iter(blobs.put_many(data))
+    out = {}
+    for uid, p in parsed.items():
+        raw_sha = next(digests)
+        shas = tuple(next(digests) for _ in p.mail.attachments)
+        bare = tuple(dataclasses.replace(a, payload=b"") for a in p.mail.attachments)
+        mail = dataclasses.replace(p.mail, attachments=bare)
+        out[uid] = dataclasses.replace(p, mail=mail, raw_sha256=raw_sha, attachment_sha256=shas)
+    blobs.sync()
+    return out
+
+
+# The helper process's own store, opened on its first batch: a database store gets an engine
+# (and connection) of its own, never one inherited across the fork.
+_HELPER_STORES: dict[tuple[str, str], Blobs] = {}
+
+
+def helper_store(target: tuple[str, str]) -> Blobs:
+    store = _HELPER_STORES.get(target)
+    if store is None:
+        kind, where = target
+        if kind == FILES:
+            store = BlobStore(where)
+        else:
+            store = DatabaseBlobStore(make_engine(where, pool_size=1))
+        _HELPER_STORES[target] = store
+    return store
+
+
+def helper_blob_target(ctx: ImportContext) -> tuple[str, str] | None:
+    """Where `prepare` stores blobs in the helper process, if it may: the file store's folder or
+    the database store's URL (unless an Ignore filter must read the body first)."""
+    if not blobs_before_filters(ctx):
+        return None
+    if ctx.blobs.kind == FILES:
+        return (FILES, str(ctx.blobs.root))
+    return (DATABASE, ctx.blobs.engine.url.render_as_string(hide_password=False))
 
 
 def blobs_before_filters(ctx: ImportContext) -> bool:
@@ -256,6 +306,7 @@ def apply_prepared(
             cand.identity = done.mail.identity
         cand.raw_sha256, cand.attachment_sizes = done.raw_sha256, list(done.attachment_sizes)
         cand.attachment_sha256 = list(done.attachment_sha256)
+        cand.search_extra = done.search_extra
 
 
 def ignored_after_download(
@@ -265,6 +316,8 @@ def ignored_after_download(
     already stored from another account: its stored body). Mail without a Message-ID, whose
     identity is known only now, is dropped here too when it was deleted for everyone."""
     candidates = _without_deleted_hashed(session, ctx, candidates)
+    if not ctx.filters.ignore:
+        return candidates
     stored = {} if blobs_before_filters(ctx) else _stored_mail(session, candidates)
     kept = []
     for cand in candidates:
@@ -349,8 +402,9 @@ def store(
         cand.email_id = ids[cand.identity]
     result.imported += len(first)
     result.duplicates += len(candidates) - len(first)
-    session.connection().execute(
-        insert(EmailLocation.__table__),
+    bulk.insert_rows(
+        session.connection(),
+        EmailLocation.__table__,
         [
             {
                 "mail_account_id": ctx.account.id,
@@ -380,22 +434,21 @@ def _insert_emails(session: Session, cands: list[Candidate], addresses) -> dict[
     if not cands:
         return {}
     rows = [_email_row(c, addresses) for c in cands]
-    # Core INSERTs on the tables: the ORM's bulk path splits rows into many small groups
-    # (by which values are None), Core sends each batch as one multi-row statement.
-    table = Email.__table__
-    stmt = insert(table).returning(table.c.id, table.c.identity, sort_by_parameter_order=True)
     connection = session.connection()
-    ids = {identity: id_ for id_, identity in connection.execute(stmt, rows)}
+    new_ids = bulk.insert_rows_returning_ids(connection, Email.__table__, rows)
+    ids = {row["identity"]: id_ for row, id_ in zip(rows, new_ids)}
     recipients, attachments = [], []
     for cand in cands:
         email_id = ids[cand.identity]
         recipients += [{"email_id": email_id, **r} for r in _recipient_rows(cand.mail, addresses)]
         attachments += [{"email_id": email_id, **a} for a in _attachment_rows(cand)]
-    if recipients:
-        connection.execute(insert(EmailRecipient.__table__), recipients)
-    if attachments:
-        connection.execute(insert(Attachment.__table__), attachments)
+    bulk.insert_rows(connection, EmailRecipient.__table__, recipients)
+    bulk.insert_rows(connection, Attachment.__table__, attachments)
     return ids
+
+
+def _address_text(mail: ParsedMail) -> str:
+    return " ".join(f"{n} {a}" for _, group in _people(mail) for n, a in group)[:20000]
 
 
 def _people(mail: ParsedMail):
@@ -447,7 +500,7 @@ def _attachment_rows(cand: Candidate) -> list[dict]:
 def _email_row(cand: Candidate, addresses) -> dict:
     mail = cand.mail
     from_row = addresses.get(mail.from_[1].lower()) if mail.from_ else None
-    return {
+    row = {
         "identity": cand.identity,
         "message_id": mail.message_id,
         "in_reply_to": mail.in_reply_to,
@@ -459,9 +512,7 @@ def _email_row(cand: Candidate, addresses) -> dict:
         "body_text": mail.text,
         "body_html": mail.html,
         "snippet": snippet(mail.text),
-        "address_text": " ".join(f"{n} {a}" for _, group in _people(mail) for n, a in group)[
-            :20000
-        ],
+        "address_text": _address_text(mail),
         "has_attachments": any(not a.is_inline for a in mail.attachments),
         "is_auto_reply": mail.is_auto_reply,
         "is_bounce": mail.is_bounce,
@@ -471,6 +522,12 @@ def _email_row(cand: Candidate, addresses) -> dict:
         "status": STATUS_ARCHIVED,
         "created_at": utcnow(),
     }
+    row["search_extra"] = (
+        cand.search_extra
+        if cand.search_extra is not None
+        else folding.search_extra(mail.subject, mail.text, row["address_text"])
+    )
+    return row
 
 
 def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate]) -> list[Email]:
@@ -484,7 +541,9 @@ def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate
     )
     emails = list(session.scalars(stmt))
     for email in emails:
-        email._parsed = by_identity[email.identity].mail
+        cand = by_identity[email.identity]
+        email._parsed = cand.mail
+        email._raw = cand.raw if cand.raw_sha256 else None  # read by bounces, not fetched again
     return emails
 
 

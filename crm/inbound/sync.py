@@ -304,11 +304,11 @@ def _start_batch(loop: _Loop, where: _Batches, uids: list[int], parallel: bool) 
     candidates, result = importing.plan(session, ctx, where.folder, where.uidvalidity, headers)
     bodies = conn.fetch_bodies(importing.uids_to_download(ctx, candidates))
     items = [(c.uid, bodies[c.uid]) for c in candidates if c.uid in bodies]
-    blob_root = importing.helper_blob_root(ctx)
+    blob_target = importing.helper_blob_target(ctx) if parallel else None
     if parallel and items:
-        prepared = loop.pool().submit(importing.prepare, items, blob_root, ctx.max_bytes)
+        prepared = loop.pool().submit(importing.prepare, items, blob_target, ctx.max_bytes)
     else:
-        prepared = importing.prepare(items, blob_root, ctx.max_bytes)
+        prepared = importing.prepare(items, blob_target, ctx.max_bytes)
     return _Started(uids, headers, candidates, result, bodies, prepared)
 
 

@@ -122,6 +122,16 @@ def parse_headers(raw_headers: bytes) -> ParsedMail:
         return _unreadable(raw, exc)
 
 
+def message_id_of(raw_headers: bytes) -> str | None:
+    """The normalised Message-ID of a header block, as `parse_headers` gives it, without
+    decoding the other fields (the importer sorts a batch by identity before anything else)."""
+    try:
+        head = read_headers(header_block(bytes(raw_headers or b"")))
+        return _clean_id(normalise_message_id(head.first("Message-ID")))
+    except Exception:  # noqa: BLE001 - the careful path decides, and never raises
+        return parse_headers(raw_headers).message_id
+
+
 # --- body ----------------------------------------------------------------------------------------
 
 
