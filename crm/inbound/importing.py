@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import cached_property
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session, defer
 
 from crm import bulk, folding
 from crm.db import make_engine, utcnow
@@ -138,6 +138,7 @@ class Candidate:
     attachment_sizes: list[int] = field(default_factory=list)
     group_folder_id: int | None = None  # where a group account's Move filter files new mail
     search_extra: str | None = None  # computed while parsing (else when its row is built)
+    address_roles: list[tuple[str, str]] = field(default_factory=list)  # as stored, in order
 
     @cached_property
     def headers_only(self) -> ParsedMail:
@@ -438,9 +439,12 @@ def _insert_emails(session: Session, cands: list[Candidate], addresses) -> dict[
     new_ids = bulk.insert_rows_returning_ids(connection, Email.__table__, rows)
     ids = {row["identity"]: id_ for row, id_ in zip(rows, new_ids)}
     recipients, attachments = [], []
+    lower_by_id = {row.id: row.lower for row in addresses.values()}
     for cand in cands:
         email_id = ids[cand.identity]
-        recipients += [{"email_id": email_id, **r} for r in _recipient_rows(cand.mail, addresses)]
+        rows_of_mail = _recipient_rows(cand.mail, addresses)
+        cand.address_roles = [(r["role"], lower_by_id[r["address_id"]]) for r in rows_of_mail]
+        recipients += [{"email_id": email_id, **r} for r in rows_of_mail]
         attachments += [{"email_id": email_id, **a} for a in _attachment_rows(cand)]
     bulk.insert_rows(connection, EmailRecipient.__table__, recipients)
     bulk.insert_rows(connection, Attachment.__table__, attachments)
@@ -537,13 +541,14 @@ def _load_new(session: Session, ids: list[int], by_identity: dict[str, Candidate
     stmt = (
         select(Email)
         .where(Email.id.in_(ids))
-        .options(defer(Email.body_text), defer(Email.body_html), selectinload(Email.recipients))
+        .options(defer(Email.body_text), defer(Email.body_html))
     )
     emails = list(session.scalars(stmt))
     for email in emails:
         cand = by_identity[email.identity]
         email._parsed = cand.mail
         email._raw = cand.raw if cand.raw_sha256 else None  # read by bounces, not fetched again
+        email._address_roles = cand.address_roles  # read by linking, no recipient rows loaded
     return emails
 
 

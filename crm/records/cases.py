@@ -175,10 +175,7 @@ def _least_busy(session: Session, members: list[int]) -> int:
 
 
 def _sender_address(session: Session, email: Email) -> str | None:
-    for recipient in email.recipients:
-        if recipient.role == "from":
-            return recipient.address.lower
-    return None
+    return next((lower for role, lower in linking.address_roles(email) if role == "from"), None)
 
 
 def _sent_by_us(session: Session, email: Email) -> bool:

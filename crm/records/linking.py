@@ -180,10 +180,20 @@ def _by_addresses(session: Session, email: Email) -> Link | None:
 def _first_address_per_role(email: Email) -> list[tuple[str, str]]:
     """[(rule, lower address)] for From, the first Reply-To and the first To."""
     by_role: dict[str, str] = {}
-    for recipient in sorted(email.recipients, key=lambda r: r.position):
-        # Many-to-one by primary key: the importer's address rows come from the identity map.
-        by_role.setdefault(recipient.role, recipient.address.lower)
+    for role, lower in address_roles(email):
+        by_role.setdefault(role, lower)
     return [(rule, by_role[role]) for role, rule in _ADDRESS_RULES if role in by_role]
+
+
+def address_roles(email: Email) -> list[tuple[str, str]]:
+    """[(role, lower address)] of the mail's people in their order. The importer hands them
+    over with the new mail (`_address_roles`: the rows it has just inserted), sparing a query
+    and an object per recipient; other mail reads its recipient rows."""
+    roles = getattr(email, "_address_roles", None)
+    if roles is not None:
+        return roles
+    # Many-to-one by primary key: address rows already in the session come from its identity map.
+    return [(r.role, r.address.lower) for r in sorted(email.recipients, key=lambda r: r.position)]
 
 
 def _holders_by_address(session: Session, lowers: list[str]) -> dict[str, dict[str, list[int]]]:
@@ -384,6 +394,8 @@ def _from_replied(session: Session, chain: list[str], replied: dict[str, Email])
 
 def _first_address_per_role_in_memory(session: Session, email: Email) -> list[tuple[str, str]]:
     """As `_first_address_per_role`, reading address rows from the session (no query)."""
+    if getattr(email, "_address_roles", None) is not None:
+        return _first_address_per_role(email)
     by_role: dict[str, int] = {}
     for recipient in sorted(email.recipients, key=lambda r: r.position):
         by_role.setdefault(recipient.role, recipient.address_id)
