@@ -1,8 +1,9 @@
 """`flask crm mass-mail create|start|pause|resume|cancel|status`: a mass mail from a script.
 
-The commands call the same domain functions as the pages; the periodic job
-(workers.jobs.run_mass_mails) queues the batches of a started mass mail, a start or resume
-here also queues that job at once.
+The commands call the same domain functions as the pages and print the state the pages show
+(crm.campaigns.progress): a complete mass mail whose last mails still wait in the outbox says
+Sending. The periodic job (workers.jobs.run_mass_mails) queues the batches of a started mass
+mail; a start or resume here also queues that job at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ MASS_MAIL_JOB = "workers.jobs.run_mass_mails"
 
 
 def register(group) -> None:
-    mass = click.Group("mass-mail", help="Mass mail: create, start, pause, resume, status.")
+    mass = click.Group("mass-mail", help="Mass mail: create, start, pause, resume, cancel, status.")
     for command in (create, start, pause, resume, cancel, status):
         mass.add_command(command)
     group.add_command(mass)
@@ -79,10 +80,17 @@ def _act(mass_mail_id: int, action, queue_job: bool) -> None:
         except MassMailError as exc:
             raise click.ClickException(str(exc)) from exc
         session.commit()
-        click.echo(f"mass mail {found.id}: {found.status}" + (f", {said}" if said else ""))
+        click.echo(
+            f"mass mail {found.id}: {_label(session, found)}" + (f", {said}" if said else "")
+        )
     if queue_job:
         queue = mail_queue(services.redis, services.config.queue_name)
         queue.enqueue(MASS_MAIL_JOB, job_timeout=600, result_ttl=300, failure_ttl=86400)
+
+
+def _label(session, found: MassMail) -> str:
+    """The state as the pages show it, not the stored status."""
+    return progress.STATE_LABELS[progress.states(session, [found])[found.id]]
 
 
 @click.command("start")
@@ -104,14 +112,20 @@ def start(mass_mail_id):
 @with_appcontext
 @click.argument("mass_mail_id", type=int)
 def pause(mass_mail_id):
-    """Queue no further batches (what is queued may still go)."""
-    _act(mass_mail_id, lambda session, found: mass_mail.pause(session, found), queue_job=False)
+    """Queue no further batches and hold the mail waiting in the outbox until resumed."""
+
+    def _pause(session, found):
+        held = mass_mail.pause(session, found)
+        return f"{held} mails waiting in the outbox held" if held else ""
+
+    _act(mass_mail_id, _pause, queue_job=False)
 
 
 @click.command("resume")
 @with_appcontext
 @click.argument("mass_mail_id", type=int)
 def resume(mass_mail_id):
+    """Queue batches again; held mail is due again from now, at the mass mail's rate."""
     _act(mass_mail_id, lambda session, found: mass_mail.resume(session, found), queue_job=True)
 
 
@@ -119,8 +133,16 @@ def resume(mass_mail_id):
 @with_appcontext
 @click.argument("mass_mail_id", type=int)
 def cancel(mass_mail_id):
-    """Stop for good: recipients not yet queued are never mailed."""
-    _act(mass_mail_id, lambda session, found: mass_mail.cancel(session, found), queue_job=False)
+    """Stop for good: recipients not yet queued are never mailed and mail waiting in the outbox
+    is cancelled (mail a worker is sending right now still goes)."""
+
+    def _cancel(session, found):
+        cancelled = mass_mail.cancel(session, found)
+        sending = mass_mail.still_sending(session, found).sending
+        going = f", {sending} being sent right now will still go" if sending else ""
+        return f"{cancelled} queued mails will not be sent{going}"
+
+    _act(mass_mail_id, _cancel, queue_job=False)
 
 
 @click.command("status")
@@ -128,21 +150,29 @@ def cancel(mass_mail_id):
 @click.argument("mass_mail_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def status(mass_mail_id, as_json):
-    """The mass mail's state and how many recipients are in each status."""
+    """The mass mail's state (as its page shows it) and how many recipients are in each status;
+    --json also gives the stored status (complete while its last mails may still be sending)."""
     with app_services().session() as session:
         found = session.get(MassMail, mass_mail_id)
         if found is None:
             raise click.ClickException(f"no mass mail {mass_mail_id}")
         shown = progress.progress(session, found)
         result = {"id": found.id, "name": found.name, "status": found.status,
+                  "state": shown.state, "state_label": shown.label, "expected": shown.expected,
                   "total": shown.total, "done": shown.done, "counts": shown.counts,
                   "last_error": found.last_error}  # fmt: skip
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{found.name}: {result['status']}, {shown.done} of {shown.total} done")
+    click.echo(f"{found.name}: {shown.label}, {_done(shown)}")
     for key, label in progress.LABELS.items():
         if shown.counts[key]:
             click.echo(f"  {label}: {shown.counts[key]}")
     if result["last_error"]:
         click.echo(f"  {result['last_error']}")
+
+
+def _done(shown: progress.Progress) -> str:
+    if shown.state == "draft":  # as the page: what its lists hold now, never 0 of 0
+        return f"{shown.expected or 0} recipients on the target lists now"
+    return f"{shown.done} of {shown.total} done"

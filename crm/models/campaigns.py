@@ -22,8 +22,10 @@ from crm.db import Base, utcnow
 MEMBER_TYPES = ("Contact", "Lead", "Account")
 
 # A mass mail's life: a draft is edited; a running one queues a batch whenever one is due; a
-# paused one queues nothing (what is queued may still go); complete means every recipient
-# was queued or skipped; a cancelled one queues nothing ever again.
+# paused one queues nothing and its mail still queued in the outbox is held until resumed;
+# complete means every recipient was queued or skipped (its last mail may still wait in the
+# outbox: it shows as Sending, crm.campaigns.progress); a cancelled one queues nothing ever
+# again and its mail still queued in the outbox is cancelled (crm.campaigns.outbox_rows).
 DRAFT = "draft"
 RUNNING = "running"
 PAUSED = "paused"

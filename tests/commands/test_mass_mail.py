@@ -44,10 +44,10 @@ def test_create_start_pause_resume_and_status_counts(app, db, services, redis, c
     assert _status(app, mass_mail_id)["status"] == "draft"
     assert "3 recipients" in _ok(_cli(app, "start", str(mass_mail_id)))
     assert redis.llen("rq:queue:mail") == 1  # the batch job, queued at once
-    assert "paused" in _ok(_cli(app, "pause", str(mass_mail_id)))
+    assert "Paused" in _ok(_cli(app, "pause", str(mass_mail_id)))
     refused = _cli(app, "pause", str(mass_mail_id))
     assert refused.exit_code == 1 and "Only a running mass mail" in refused.output
-    assert "running" in _ok(_cli(app, "resume", str(mass_mail_id)))
+    assert "Sending" in _ok(_cli(app, "resume", str(mass_mail_id)))
     with services.session() as session:
         found = session.get(MassMail, mass_mail_id)
         found.next_batch_at = utcnow() - timedelta(hours=1)
@@ -56,10 +56,79 @@ def test_create_start_pause_resume_and_status_counts(app, db, services, redis, c
     deliver_due(services)
     status = _status(app, mass_mail_id)
     assert status["status"] == "complete" and status["total"] == 3
+    assert status["state"] == "complete" and status["state_label"] == "Complete"
     assert status["counts"]["sent"] == 2 and status["counts"]["opted_out"] == 1
     assert status["counts"]["queued"] == 0 and status["done"] == 3
     text = _ok(_cli(app, "status", str(mass_mail_id)))
     assert "Sent: 2" in text and "Opted out: 1" in text
+    assert text.startswith("News: Complete, 3 of 3 done")
+
+
+def _queued_whole(app, services, campaign) -> int:
+    """Started and queued whole an hour back: stored complete, its mail still in the outbox."""
+    mass_mail_id = _create(app, campaign, "--per-hour", "3600")
+    _ok(_cli(app, "start", str(mass_mail_id)))
+    with services.session() as session:
+        found = session.get(MassMail, mass_mail_id)
+        found.next_batch_at = utcnow() - timedelta(hours=1)
+        batches.queue_batch(session, services.blobs, found, found.next_batch_at)
+        session.commit()
+        assert found.status == "complete"
+    return mass_mail_id
+
+
+def test_status_says_sending_while_the_mail_of_a_complete_mass_mail_waits(
+    app, services, redis, campaign, smtp_server
+):
+    mass_mail_id = _queued_whole(app, services, campaign)
+    status = _status(app, mass_mail_id)
+    assert status["status"] == "complete"  # the stored status, as before
+    assert status["state"] == "sending" and status["state_label"] == "Sending"
+    assert _ok(_cli(app, "status", str(mass_mail_id))).startswith("News: Sending, 0 of 3 done")
+    assert len(deliver_due(services)) == 3
+    assert _status(app, mass_mail_id)["state"] == "complete"
+
+
+def test_pause_holds_the_waiting_mail_and_resume_releases_it(
+    app, services, redis, campaign, smtp_server
+):
+    mass_mail_id = _queued_whole(app, services, campaign)
+    paused = _ok(_cli(app, "pause", str(mass_mail_id)))
+    assert paused.strip() == f"mass mail {mass_mail_id}: Paused, 3 mails waiting in the outbox held"
+    assert deliver_due(services) == [] and smtp_server.messages == []
+    assert _status(app, mass_mail_id)["state_label"] == "Paused"
+    assert "Sending" in _ok(_cli(app, "resume", str(mass_mail_id)))
+    assert len(deliver_due(services)) >= 1  # the first is due at once, the rest spaced after
+
+
+def test_cancel_says_how_many_queued_mails_it_cancelled(
+    app, services, redis, campaign, smtp_server
+):
+    mass_mail_id = _queued_whole(app, services, campaign)
+    cancelled = _ok(_cli(app, "cancel", str(mass_mail_id)))
+    assert cancelled.strip() == (
+        f"mass mail {mass_mail_id}: Cancelled, 3 queued mails will not be sent"
+    )
+    assert deliver_due(services) == [] and smtp_server.messages == []
+    status = _status(app, mass_mail_id)
+    assert status["state"] == "cancelled" and status["counts"]["cancelled"] == 3
+
+
+def test_a_draft_says_not_started_and_whom_it_would_reach(app, campaign):
+    mass_mail_id = _create(app, campaign)
+    text = _ok(_cli(app, "status", str(mass_mail_id)))
+    assert text.startswith("News: Not started, 3 recipients on the target lists now")
+    status = _status(app, mass_mail_id)
+    assert status["state_label"] == "Not started" and status["expected"] == 3
+
+
+def test_help_says_pause_holds_and_cancel_cancels_the_waiting_mail(app):
+    def words(*args):  # click wraps the help text
+        return " ".join(_ok(_cli(app, *args)).split())
+
+    assert "create, start, pause, resume, cancel, status" in words("--help")
+    assert "hold the mail waiting in the outbox until resumed" in words("pause", "--help")
+    assert "mail waiting in the outbox is cancelled" in words("cancel", "--help")
 
 
 def test_bad_input_is_a_message_and_no_mass_mail(app, db, campaign):
