@@ -6,13 +6,9 @@ the admin's settings lead to the mass mail settings."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 
-from crm.campaigns import batches
-from crm.db import utcnow
-from crm.models import MassMail
 from crm.outbound.sending import deliver_due
 from tests.campaigns import conftest as campaign_support
 from tests.campaigns.conftest import SITE
@@ -44,12 +40,7 @@ def _started_and_queued(mara, services, campaign) -> int:
         "per_hour": "3600"})  # fmt: skip
     mass_mail_id = int(response.headers["Location"].rstrip("/").split("/")[-1])
     assert mara.post(f"/campaigns/{mass_mail_id}/start").status_code == 303
-    with services.session() as session:
-        found = session.get(MassMail, mass_mail_id)
-        found.next_batch_at = utcnow() - timedelta(hours=1)
-        batches.queue_batch(session, services.blobs, found, found.next_batch_at)
-        session.commit()
-        assert found.status == "complete"
+    campaign_support.queue_whole_an_hour_back(services, mass_mail_id)
     return mass_mail_id
 
 

@@ -4,13 +4,10 @@ says how many queued mails it cancelled."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from playwright.sync_api import expect
 
-from crm.campaigns import batches, mass_mail
-from crm.db import utcnow
+from crm.campaigns import mass_mail
 from crm.models import User
 from tests.browser.session import sign_in
 from tests.campaigns import conftest as campaign_support
@@ -21,13 +18,8 @@ campaign = campaign_support.campaign  # the fixture, shared with tests/campaigns
 
 def _queued_mass_mail(db, services, campaign) -> int:
     """Every recipient queued into the outbox an hour ago, none sent yet: complete."""
+    found = campaign_support.queued_an_hour_ago(db, services, campaign, "December news", 60)
     user = db.get(User, campaign.user_id)
-    found = mass_mail.save(db, user, {"name": "December news", "template_id": campaign.template_id,
-                                      "mail_account_id": campaign.account_id,
-                                      "list_ids": [campaign.list_id], "per_hour": 60})  # fmt: skip
-    past = utcnow() - timedelta(hours=1)
-    mass_mail.start(db, found, user, now=past)
-    batches.queue_batch(db, services.blobs, found, past)
     mass_mail.save(db, user, {"name": "A draft with a rather long name for a narrow window",
                               "template_id": campaign.template_id,
                               "mail_account_id": campaign.account_id,

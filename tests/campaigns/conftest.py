@@ -3,13 +3,15 @@ mail), a template, the site URL, and a target list of contacts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from crm import settings
-from crm.campaigns import senders, target_lists
-from crm.models import EmailTemplate, User
+from crm.campaigns import batches, mass_mail, senders, target_lists
+from crm.db import utcnow
+from crm.models import EmailTemplate, MassMail, User
 from tests.support import records
 from tests.support.mailboxes import make_account
 
@@ -47,3 +49,28 @@ def campaign(services, make_user, imap_server, smtp_server):
             contact_ids=[p.id for p in people], imap_user=box,
         )  # fmt: skip
     return ids
+
+
+def queued_an_hour_ago(db, services, campaign, name="News", per_hour=3600) -> MassMail:
+    """A mass mail of the campaign's list started and queued whole an hour ago: stored
+    complete, every recipient's mail due in the outbox, nothing sent yet."""
+    user = db.get(User, campaign.user_id)
+    found = mass_mail.save(db, user, {"name": name, "template_id": campaign.template_id,
+                                      "mail_account_id": campaign.account_id,
+                                      "list_ids": [campaign.list_id], "per_hour": per_hour})  # fmt: skip
+    past = utcnow() - timedelta(hours=1)
+    mass_mail.start(db, found, user, now=past)
+    batches.queue_batch(db, services.blobs, found, past)
+    db.commit()
+    return found
+
+
+def queue_whole_an_hour_back(services, mass_mail_id: int) -> None:
+    """A mass mail started through a page or the CLI, its batches queued as if an hour had
+    passed: stored complete, its mail still in the outbox."""
+    with services.session() as session:
+        found = session.get(MassMail, mass_mail_id)
+        found.next_batch_at = utcnow() - timedelta(hours=1)
+        batches.queue_batch(session, services.blobs, found, found.next_batch_at)
+        session.commit()
+        assert found.status == "complete"

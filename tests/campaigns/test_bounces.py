@@ -4,15 +4,15 @@ and the next mass mail skips the address before rendering."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from email.utils import format_datetime
 
 from sqlalchemy import select
 
-from crm.campaigns import batches, mass_mail, progress
+from crm.campaigns import progress
 from crm.db import utcnow
-from crm.models import Email, EmailAddress, MassMailRecipient, User
+from crm.models import Email, EmailAddress, MassMailRecipient
 from crm.outbound.sending import deliver_due
+from tests.campaigns.conftest import queued_an_hour_ago
 from tests.support.mailboxes import fetch
 
 
@@ -57,14 +57,7 @@ Subject: News
 
 
 def _send(db, services, campaign, name):
-    user = db.get(User, campaign.user_id)
-    found = mass_mail.save(db, user, {"name": name, "template_id": campaign.template_id,
-                                      "mail_account_id": campaign.account_id,
-                                      "list_ids": [campaign.list_id], "per_hour": 3600})  # fmt: skip
-    past = utcnow() - timedelta(hours=1)
-    mass_mail.start(db, found, user, now=past)
-    batches.queue_batch(db, services.blobs, found, past)
-    db.commit()
+    found = queued_an_hour_ago(db, services, campaign, name)
     deliver_due(services)
     return found
 

@@ -16,18 +16,11 @@ from crm.models import Email, EmailAddress, MassMail, MassMailRecipient, OutboxE
 from crm.models.mail import STATUS_FAILED, STATUS_SENT
 from crm.outbound import outbox
 from crm.outbound.sending import deliver_due
+from tests.campaigns.conftest import queued_an_hour_ago
 
 
 def _queued(db, services, campaign) -> MassMail:
-    """A mass mail whose every recipient was queued an hour ago: complete, all of it due."""
-    user = db.get(User, campaign.user_id)
-    found = mass_mail.save(db, user, {"name": "News", "template_id": campaign.template_id,
-                                      "mail_account_id": campaign.account_id,
-                                      "list_ids": [campaign.list_id], "per_hour": 3600})  # fmt: skip
-    past = utcnow() - timedelta(hours=1)
-    mass_mail.start(db, found, user, now=past)
-    batches.queue_batch(db, services.blobs, found, past)
-    db.commit()
+    found = queued_an_hour_ago(db, services, campaign)
     assert found.status == "complete"
     return found
 

@@ -68,12 +68,7 @@ def _queued_whole(app, services, campaign) -> int:
     """Started and queued whole an hour back: stored complete, its mail still in the outbox."""
     mass_mail_id = _create(app, campaign, "--per-hour", "3600")
     _ok(_cli(app, "start", str(mass_mail_id)))
-    with services.session() as session:
-        found = session.get(MassMail, mass_mail_id)
-        found.next_batch_at = utcnow() - timedelta(hours=1)
-        batches.queue_batch(session, services.blobs, found, found.next_batch_at)
-        session.commit()
-        assert found.status == "complete"
+    campaign_support.queue_whole_an_hour_back(services, mass_mail_id)
     return mass_mail_id
 
 
