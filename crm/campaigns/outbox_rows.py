@@ -24,6 +24,18 @@ from crm.models.mail import STATUS_FAILED
 
 HELD_UNTIL = datetime(9999, 12, 31)
 CANCELLED_REPLY = "Cancelled with the mass mail before it was sent."
+HELD_LABEL = "held (mass mail paused)"
+
+
+def is_held(entry: OutboxEntry) -> bool:
+    """A row a paused mass mail holds: still queued, due at a time no worker reaches."""
+    return entry.state == outbox_states.QUEUED and entry.due_at >= HELD_UNTIL
+
+
+def shown_due(entry: OutboxEntry) -> datetime | None:
+    """When the row is due, for people; None when it has no real due time: held, or
+    cancelled while held (cancelling keeps the stored HELD_UNTIL)."""
+    return None if entry.due_at >= HELD_UNTIL else entry.due_at
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from crm.campaigns import outbox_rows
 from crm.commands.context import app_services, user_or_fail
 from crm.db import utcnow
 from crm.mail.errors import MailError
@@ -127,7 +128,8 @@ def run(as_json):
 @with_appcontext
 @click.option("--json", "as_json", is_flag=True)
 def list_rows(as_json):
-    """Every outbox row: its mail, state, attempts, last reply, refused recipients."""
+    """Every outbox row: its mail, state, due time (or held by a paused mass mail), attempts,
+    last reply, refused recipients."""
     services = app_services()
     with services.session() as session:
         for entry in outbox.rows(session):
@@ -136,7 +138,8 @@ def list_rows(as_json):
                 "email_id": entry.email_id,
                 "state": entry.state,
                 "attempts": entry.attempts,
-                "due_at": entry.due_at.isoformat(),
+                "due_at": _iso(outbox_rows.shown_due(entry)),
+                "held": outbox_rows.is_held(entry),
                 "last_reply": entry.last_reply,
                 "refused": [
                     {"address": r.address, "code": r.code, "reply": r.reply}
@@ -144,7 +147,18 @@ def list_rows(as_json):
                     if r.state == "refused"
                 ],
             }
-            click.echo(json.dumps(row) if as_json else _line(row))
+            click.echo(json.dumps(row) if as_json else _listed(row))
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _listed(row: dict) -> str:
+    """The text line: a held row says so where the due time goes (it has none)."""
+    held = row.pop("held")
+    row["due_at"] = outbox_rows.HELD_LABEL if held else row["due_at"] or "-"
+    return _line(row)
 
 
 @click.command("send-test")

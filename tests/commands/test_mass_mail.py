@@ -4,7 +4,7 @@ the database, Redis (the batch job queued), the outbox and the SMTP fixture."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from crm.campaigns import batches
 from crm.db import utcnow
@@ -94,6 +94,42 @@ def test_pause_holds_the_waiting_mail_and_resume_releases_it(
     assert _status(app, mass_mail_id)["state_label"] == "Paused"
     assert "Sending" in _ok(_cli(app, "resume", str(mass_mail_id)))
     assert len(deliver_due(services)) >= 1  # the first is due at once, the rest spaced after
+
+
+def _outbox_list(app, *more) -> str:
+    return _ok(app.test_cli_runner().invoke(args=["crm", "outbox", "list", *more]))
+
+
+def test_outbox_list_says_held_for_the_mail_a_paused_mass_mail_holds(
+    app, services, redis, campaign, smtp_server
+):
+    mass_mail_id = _queued_whole(app, services, campaign)
+    _ok(_cli(app, "pause", str(mass_mail_id)))
+    text = _outbox_list(app).splitlines()
+    assert len(text) == 3
+    assert all(" state=queued attempts=0 due_at=held (mass mail paused) last_reply=" in line
+               for line in text)  # fmt: skip
+    assert "9999" not in "".join(text)
+    rows = [json.loads(line) for line in _outbox_list(app, "--json").splitlines()]
+    assert [(r["state"], r["held"], r["due_at"]) for r in rows] == [("queued", True, None)] * 3
+    _ok(_cli(app, "resume", str(mass_mail_id)))
+    rows = [json.loads(line) for line in _outbox_list(app, "--json").splitlines()]
+    assert {r["held"] for r in rows} == {False}
+    due = sorted(datetime.fromisoformat(r["due_at"]) for r in rows)
+    assert utcnow() - timedelta(minutes=1) < due[0] < due[-1] < utcnow() + timedelta(hours=1)
+    assert "held" not in _outbox_list(app)
+
+
+def test_outbox_list_gives_no_due_time_to_mail_cancelled_while_held(
+    app, services, redis, campaign, smtp_server
+):
+    mass_mail_id = _queued_whole(app, services, campaign)
+    _ok(_cli(app, "pause", str(mass_mail_id)))
+    _ok(_cli(app, "cancel", str(mass_mail_id)))
+    rows = [json.loads(line) for line in _outbox_list(app, "--json").splitlines()]
+    assert [(r["state"], r["held"], r["due_at"]) for r in rows] == [("cancelled", False, None)] * 3
+    text = _outbox_list(app)
+    assert text.count(" state=cancelled attempts=0 due_at=- ") == 3 and "9999" not in text
 
 
 def test_cancel_says_how_many_queued_mails_it_cancelled(

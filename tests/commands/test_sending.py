@@ -358,6 +358,10 @@ def test_outbox_run_leaves_mail_inside_its_undo_time(app, services, account_id, 
     assert _ok(_cli(app, "outbox", "run")).strip() == "nothing due"
     [row] = _json_lines(_ok(_cli(app, "outbox", "list", "--json")))
     assert (row["outbox_id"], row["state"], row["attempts"]) == (sent["outbox_id"], "queued", 0)
+    assert (row["due_at"], row["held"]) == (sent["due_at"], False)  # a real time, not held
+    line = _ok(_cli(app, "outbox", "list")).strip()
+    assert f" state=queued attempts=0 due_at={sent['due_at']} last_reply=" in line
+    assert "held" not in line
     assert smtp_server.messages == []
 
 
