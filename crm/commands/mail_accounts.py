@@ -9,6 +9,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
+from sqlalchemy.orm import configure_mappers
 
 from crm.accounts.manage import AccountError, create_account
 from crm.commands.context import app_services, user_or_fail
@@ -109,6 +110,9 @@ def _env_secret(name: str) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def fetch(account_id, as_json):
     """Run the sync to completion in the foreground."""
+    # As the worker does before its first job (workers/worker.py): the mappers are configured
+    # once per process, not inside the first sync's time.
+    configure_mappers()
     services = app_services()
     with services.session() as session:
         ids = (

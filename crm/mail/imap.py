@@ -158,7 +158,8 @@ class ImapConnection:
         `password` is not used."""
         if security not in SECURITY:
             raise ImapError(plain=f"unknown security {security!r}")
-        context = ssl_context or tls_context()
+        # Only a connection that uses TLS pays for loading the CA certificates.
+        context = (ssl_context or tls_context()) if security != "none" else None
         self.box = None
         try:
             if security == "ssl":
