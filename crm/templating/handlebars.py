@@ -30,10 +30,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-import pybars
-from pybars import Scope, strlist
-from pybars._compiler import CodeBuilder
-
 ALLOWED_BLOCKS = ("if", "unless", "each", "with", "ifEqual", "ifNotEqual")
 ALLOWED_HELPERS = ("dateFormat", "numberFormat", "join")
 LOOP_VARIABLES = ("@index", "@first", "@last", "@key")
@@ -540,8 +536,24 @@ def _store(key: str, template, characters: int) -> None:
             total -= _cache.popitem(last=False)[1][1]
 
 
+# pybars3 builds its grammar when it is imported (half a second), which every process that
+# never renders a Handlebars template would pay: the web app's start, each command, each
+# worker. The first compile imports it and sets these names; rendering comes after a compile.
+Scope = strlist = CodeBuilder = _escape_html = None
+
+
+def _load_pybars() -> None:
+    global Scope, strlist, CodeBuilder, _escape_html
+    if CodeBuilder is None:
+        from pybars import _compiler
+
+        Scope, strlist, _escape_html = _compiler.Scope, _compiler.strlist, _compiler.escape
+        CodeBuilder = _compiler.CodeBuilder
+
+
 def _compile(tokens: list):
     """pybars3's code for our tokens, run in a namespace whose lookups and output are ours."""
+    _load_pybars()  # under _compile_lock
     try:
         code = _code(tokens)
         namespace: dict = {}
@@ -664,7 +676,7 @@ def _unwrap(value):
 def _prepare(value, should_escape=True) -> str:
     """A value as output text; escaped for HTML when this render is for HTML."""
     text = _text(value)
-    return pybars._compiler.escape(text) if _escaping.get() else text
+    return _escape_html(text) if _escaping.get() else text
 
 
 def _text(value) -> str:
