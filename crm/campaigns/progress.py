@@ -183,6 +183,7 @@ class Line:
     reason: str
     opted_out_at: datetime | None  # when this mail's unsubscribe link was used
     opted_out_now: bool  # the address as it is now (subscribing again clears it)
+    subscribed_again_at: datetime | None  # the address's last subscribing again, if known
     name: str
     slug: str  # the record's kind in URLs
 
@@ -202,6 +203,17 @@ class Line:
             return "unsubscribed_since"
         return ""
 
+    @property
+    def subscribed_again_on(self) -> datetime | None:
+        """When the address subscribed again, for a line that says so; None when no date was
+        kept (before it was stored, or the flag was cleared on the record) or the one kept is
+        older than this mail's opt-out."""
+        if self.subscription not in ("resubscribed", "subscribed_again_since"):
+            return None
+        after = self.opted_out_at
+        kept = self.subscribed_again_at
+        return kept if kept is not None and (after is None or kept >= after) else None
+
 
 def recipients_page(
     session: Session, found: MassMail, status: str | None = None, number: int = 1
@@ -211,7 +223,8 @@ def recipients_page(
     R = MassMailRecipient
     stmt = (
         select(R.id, EmailAddress.address, R.entity_type, R.entity_id, sub.c.shown, R.reason,
-               R.opted_out_at, EmailAddress.opted_out, OutboxEntry.last_reply)
+               R.opted_out_at, EmailAddress.opted_out, EmailAddress.subscribed_again_at,
+               OutboxEntry.last_reply)
         .join(sub, sub.c.id == R.id)
         .join(EmailAddress, EmailAddress.id == R.address_id)
         .outerjoin(OutboxEntry, and_(OutboxEntry.email_id == R.email_id))
@@ -228,8 +241,8 @@ def recipients_page(
     lines = [
         Line(r.id, r.address, r.entity_type, r.entity_id, r.shown,
              r.reason or (r.last_reply if r.shown in ("failed", "cancelled") else "") or "",
-             r.opted_out_at, bool(r.opted_out), names.get((r.entity_type, r.entity_id), "(deleted)"),
-             KIND_OF_TYPE[r.entity_type].slug)
+             r.opted_out_at, bool(r.opted_out), r.subscribed_again_at,
+             names.get((r.entity_type, r.entity_id), "(deleted)"), KIND_OF_TYPE[r.entity_type].slug)
         for r in rows
     ]  # fmt: skip
     return Page(items=lines, number=number, per_page=per_page, total=total)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.db import Base
@@ -16,6 +18,8 @@ class EmailAddress(Base):
     address: Mapped[str] = mapped_column(String(320))
     lower: Mapped[str] = mapped_column(String(320), unique=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the holder last subscribed again through an opt-out link; cleared by the next opt-out.
+    subscribed_again_at: Mapped[datetime | None] = mapped_column(DateTime)
     invalid: Mapped[bool] = mapped_column(Boolean, default=False)
     links: Mapped[list[EmailAddressLink]] = relationship(
         back_populates="address", cascade="all, delete-orphan"

@@ -1,14 +1,17 @@
 """The campaign pages after a click-through: a mass mail whose last batch waits in the outbox
 says Sending and keeps Pause and Cancel, cancel says how many it cancelled, a draft says it
-has not started (never 100%), a recipient who subscribed again shows as such in the log, and
-the admin's settings lead to the mass mail settings."""
+has not started (never 100%), a recipient who subscribed again shows as such in the log (with
+when, in the reader's zone and format), and the admin's settings lead to the mass mail settings."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from crm.models import EmailAddress, MassMailRecipient, User
 from crm.outbound.sending import deliver_due
 from tests.campaigns import conftest as campaign_support
 from tests.campaigns.conftest import SITE
@@ -90,9 +93,33 @@ def test_a_draft_says_it_has_not_started_and_whom_it_would_reach(mara, campaign)
     )
 
 
+def _ann_in_log(mara, mass_mail_id) -> str:
+    log = _html(mara.get(f"/campaigns/{mass_mail_id}/log", headers={"HX-Request": "true"}))
+    ann = re.search(r"ann@customer\.example</td>.*?</tr>", log, re.DOTALL).group(0)
+    return " ".join(re.sub(r"<[^>]+>", "", ann).split())  # the words, without the markup
+
+
+def _ann_dates(db) -> tuple[datetime, datetime | None]:
+    """When ann unsubscribed with the mail, and when she subscribed again (stored, UTC)."""
+    db.expire_all()
+    address = db.scalar(select(EmailAddress).where(EmailAddress.lower == "ann@customer.example"))
+    opted_out_at = db.scalar(
+        select(MassMailRecipient.opted_out_at).where(MassMailRecipient.address_id == address.id)
+    )
+    return opted_out_at, address.subscribed_again_at
+
+
+def _shown(moment: datetime) -> str:
+    """Mara's way: her zone (Asia/Kolkata, UTC+5:30) and her date format."""
+    return (moment + timedelta(hours=5, minutes=30)).strftime("%d.%m.%Y %H:%M")
+
+
 def test_the_log_shows_a_recipient_who_subscribed_again(
-    mara, client, services, campaign, smtp_server
+    mara, client, db, services, campaign, smtp_server
 ):
+    user = db.get(User, campaign.user_id)
+    user.time_zone, user.date_format = "Asia/Kolkata", "%d.%m.%Y"
+    db.commit()
     mass_mail_id = _started_and_queued(mara, services, campaign)
     deliver_due(services)
     urls = {m["rcpt_tos"][0]: m["data"] for m in smtp_server.messages}
@@ -100,13 +127,40 @@ def test_the_log_shows_a_recipient_who_subscribed_again(
     path = link.decode().removeprefix(SITE)
     anonymous = client.app.test_client()
     assert anonymous.post(path).status_code == 303
-    log = _html(mara.get(f"/campaigns/{mass_mail_id}/log", headers={"HX-Request": "true"}))
-    ann = re.search(r"ann@customer\.example</td>.*?</tr>", log, re.DOTALL).group(0)
-    assert "unsubscribed" in ann and "subscribed again" not in ann
+    ann = _ann_in_log(mara, mass_mail_id)
+    unsubscribed, again = _ann_dates(db)
+    assert again is None
+    assert ann.endswith(f"Sent · unsubscribed {_shown(unsubscribed)}")
+    assert "subscribed again" not in ann
     assert anonymous.post(path + "/again").status_code == 303
-    log = _html(mara.get(f"/campaigns/{mass_mail_id}/log", headers={"HX-Request": "true"}))
-    ann = re.search(r"ann@customer\.example</td>.*?</tr>", log, re.DOTALL).group(0)
-    assert "unsubscribed" in ann and "then subscribed again" in ann
+    unsubscribed, again = _ann_dates(db)
+    assert again is not None and again >= unsubscribed
+    assert _ann_in_log(mara, mass_mail_id).endswith(
+        f"Sent · unsubscribed {_shown(unsubscribed)}, subscribed again {_shown(again)}"
+    )
+    assert anonymous.post(path).status_code == 303  # unsubscribed again: the date goes
+    assert _ann_dates(db) == (unsubscribed, None)
+    ann = _ann_in_log(mara, mass_mail_id)
+    assert ann.endswith(f"Sent · unsubscribed {_shown(unsubscribed)}")
+    assert "subscribed again" not in ann
+
+
+def test_the_log_words_a_subscribing_again_without_a_kept_date_as_before(
+    mara, client, db, services, campaign, smtp_server
+):
+    """Subscribed again before the date was stored (or the flag cleared on the record)."""
+    mass_mail_id = _started_and_queued(mara, services, campaign)
+    deliver_due(services)
+    urls = {m["rcpt_tos"][0]: m["data"] for m in smtp_server.messages}
+    link = re.search(rb"List-Unsubscribe: <([^>]+)>", urls["ann@customer.example"]).group(1)
+    anonymous = client.app.test_client()
+    assert anonymous.post(link.decode().removeprefix(SITE)).status_code == 303
+    db.expire_all()
+    address = db.scalar(select(EmailAddress).where(EmailAddress.lower == "ann@customer.example"))
+    address.opted_out = False
+    db.commit()
+    ann = _ann_in_log(mara, mass_mail_id)
+    assert re.search(r"· unsubscribed [^,]+, then subscribed again$", ann)
 
 
 def test_the_admin_settings_lead_to_the_mass_mail_settings(admin_client, campaign):

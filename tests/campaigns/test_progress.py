@@ -128,7 +128,82 @@ def test_the_log_shows_a_recipient_who_subscribed_again(db, services, campaign, 
     line = {x.address: x for x in progress.recipients_page(db, found).items}
     assert line["ann@customer.example"].subscription == "resubscribed"
     assert line["ann@customer.example"].opted_out_at is not None  # the history stays
+    assert line["ann@customer.example"].subscribed_again_on == ann.subscribed_again_at
     assert line["bob@customer.example"].subscription == ""
+    assert line["bob@customer.example"].subscribed_again_on is None
+
+
+def _ann(db, found) -> tuple[EmailAddress, opt_out.Token]:
+    ann = db.scalar(select(EmailAddress).where(EmailAddress.lower == "ann@customer.example"))
+    recipient = db.scalar(select(MassMailRecipient).where(
+        MassMailRecipient.mass_mail_id == found.id, MassMailRecipient.address_id == ann.id))  # fmt: skip
+    return ann, opt_out.Token(opt_out.UNSUBSCRIBE, ann.id, recipient.id)
+
+
+def _ann_line(db, found) -> progress.Line:
+    db.expire_all()
+    return {x.address: x for x in progress.recipients_page(db, found).items}["ann@customer.example"]
+
+
+def test_subscribing_again_is_dated_once_and_a_later_opt_out_clears_the_date(
+    db, services, campaign, smtp_server
+):
+    found = _queued(db, services, campaign)
+    deliver_due(services)
+    ann, token = _ann(db, found)
+    opt_out.opt_out(db, token, ann)
+    db.commit()
+    assert ann.subscribed_again_at is None
+    before = utcnow()
+    opt_out.subscribe_again(db, ann)
+    db.commit()
+    dated = ann.subscribed_again_at
+    assert dated is not None and before <= dated <= utcnow()
+    assert _ann_line(db, found).subscribed_again_on == dated
+    opt_out.subscribe_again(db, ann)  # the button again, or the page reloaded: same date
+    db.commit()
+    assert ann.subscribed_again_at == dated
+    opt_out.opt_out(db, token, ann)  # unsubscribed again: that subscribing again is over
+    db.commit()
+    assert (ann.opted_out, ann.subscribed_again_at) == (True, None)
+    line = _ann_line(db, found)
+    assert line.subscription == "unsubscribed" and line.subscribed_again_on is None
+
+
+def test_subscribe_again_of_an_address_never_unsubscribed_keeps_no_date(
+    db, services, campaign, smtp_server
+):
+    found = _queued(db, services, campaign)
+    ann, _token = _ann(db, found)
+    opt_out.subscribe_again(db, ann)
+    db.commit()
+    assert (ann.opted_out, ann.subscribed_again_at) == (False, None)
+
+
+def test_subscribed_again_without_a_kept_date_shows_none(db, services, campaign, smtp_server):
+    """Cleared on the record's page (or before the date was stored): no date to show."""
+    found = _queued(db, services, campaign)
+    deliver_due(services)
+    ann, token = _ann(db, found)
+    opt_out.opt_out(db, token, ann)
+    db.commit()
+    ann.opted_out = False
+    db.commit()
+    line = _ann_line(db, found)
+    assert line.subscription == "resubscribed" and line.subscribed_again_on is None
+
+
+def test_a_recipient_skipped_as_opted_out_shows_when_it_subscribed_again(db, services, campaign):
+    ann = db.scalar(select(EmailAddress).where(EmailAddress.lower == "ann@customer.example"))
+    ann.opted_out = True
+    db.commit()
+    found = _queued(db, services, campaign)
+    opt_out.subscribe_again(db, ann)
+    db.commit()
+    line = _ann_line(db, found)
+    assert (line.status, line.subscription) == ("opted_out", "subscribed_again_since")
+    assert ann.subscribed_again_at is not None
+    assert line.subscribed_again_on == ann.subscribed_again_at
 
 
 def test_recipients_never_queued_of_a_cancelled_mass_mail_show_as_cancelled(db, services, campaign):
