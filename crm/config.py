@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -96,6 +97,10 @@ class Config:
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def sync_lease(self) -> timedelta:
+        return timedelta(seconds=self.sync_lease_seconds)
 
     def read_or_create_instance_secret(self, name: str, make) -> str:
         """A secret kept in a 0600 file of the instance folder, created on first use."""

@@ -46,7 +46,7 @@ def services() -> Services:
 
 
 def sync_lease() -> timedelta:
-    return timedelta(seconds=services().config.sync_lease_seconds)
+    return services().config.sync_lease
 
 
 def dispatch_fetches() -> int:

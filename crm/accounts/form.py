@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from crm.mail.imap import SECURITY, ImapConnection, tls_context
 from crm.mail.smtp import SECURITY as SMTP_SECURITY
 from crm.mailbox import folders
 from crm.models import MailAccount, Team, User
+from crm.models.accounts import STALE_CLAIM
 from crm.secrets import SecretBox
 
 DISTRIBUTIONS = ("direct", "round-robin", "least-busy")
@@ -501,7 +502,13 @@ def looks_like_sent(folder: str) -> bool:
     return leaf in ("sent", "sent items", "sent mail", "sent messages", "gesendet", "envoyés")
 
 
-def reset_folder(session: Session, account: MailAccount, folder: str, since_text: str) -> str:
+def reset_folder(
+    session: Session,
+    account: MailAccount,
+    folder: str,
+    since_text: str,
+    lease: timedelta = STALE_CLAIM,
+) -> str:
     """Re-read one folder from a new date (no duplicates: identity dedupe); AccountError if not now."""
     known = set(account.monitored_folders or []) | {c.folder for c in account.cursors}
     if folder not in known:
@@ -510,7 +517,7 @@ def reset_folder(session: Session, account: MailAccount, folder: str, since_text
     since = _date(since_text, errors)
     if since is None:
         raise AccountError("enter the date to read the folder from (YYYY-MM-DD)")
-    if is_syncing(account):
+    if is_syncing(account, lease=lease):
         raise AccountError("a fetch is running; reset the folder when it has finished")
     reset_fetch_state(session, account, folder, since)
     return folder

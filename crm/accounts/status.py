@@ -117,19 +117,26 @@ class Status:
         return self.syncing or self.queued
 
 
-def is_syncing(account: MailAccount, now: datetime | None = None) -> bool:
-    """A live claim: a claim older than STALE_CLAIM belongs to a killed worker."""
+def is_syncing(
+    account: MailAccount, now: datetime | None = None, lease: timedelta = STALE_CLAIM
+) -> bool:
+    """A live claim: a claim not renewed within the lease (the workers' CRM_SYNC_LEASE_SECONDS)
+    belongs to a killed worker, which another worker may replace."""
     now = now or utcnow()
     claimed = account.sync_claimed_at
-    return account.sync_state == "running" and claimed is not None and now - claimed < STALE_CLAIM
+    return account.sync_state == "running" and claimed is not None and now - claimed < lease
 
 
 def status_of(
-    session: Session, account: MailAccount, queued: bool = False, now: datetime | None = None
+    session: Session,
+    account: MailAccount,
+    queued: bool = False,
+    now: datetime | None = None,
+    lease: timedelta = STALE_CLAIM,
 ) -> Status:
     cursors = sorted(account.cursors, key=lambda c: (c.folder.upper() != "INBOX", c.folder.lower()))
     behind = sum(c.pending for c in cursors)
-    syncing = is_syncing(account, now)
+    syncing = is_syncing(account, now, lease)
     run = session.scalars(
         select(SyncRun)
         .where(SyncRun.mail_account_id == account.id)

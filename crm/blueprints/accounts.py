@@ -311,7 +311,9 @@ def _queued(account_id: int) -> bool:
 
 
 def _status(account, notice: str | None = None, error: bool = False):
-    panel = account_status.status_of(db(), account, queued=_queued(account.id))
+    panel = account_status.status_of(
+        db(), account, queued=_queued(account.id), lease=services().config.sync_lease
+    )
     return {"panel": panel, "account": account, "notice": notice, "notice_error": error}
 
 
@@ -382,7 +384,11 @@ def reset(account_id: int):
     form = request.form
     try:
         folder = account_form.reset_folder(
-            db(), account, form.get("folder", ""), form.get("since", "")
+            db(),
+            account,
+            form.get("folder", ""),
+            form.get("since", ""),
+            lease=services().config.sync_lease,
         )
     except AccountError as exc:
         db().rollback()

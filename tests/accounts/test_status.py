@@ -109,6 +109,18 @@ def test_status_of_a_running_sync_estimates_time_left(services, db, make_user, i
     assert account_status.status_of(db, account, queued=True).active
 
 
+def test_the_panel_counts_a_claim_live_for_the_workers_lease(services, db, make_user, imap_server):
+    """The panel agrees with the workers (CRM_SYNC_LEASE_SECONDS): a claim the workers would
+    take over is no longer shown as a running fetch, and one inside the lease still is."""
+    account_id = make_account(services, make_user("rep"), imap_server, imap_server.new_user())
+    account = db.get(MailAccount, account_id)
+    account.sync_state, account.sync_claimed_at = "running", utcnow() - timedelta(minutes=2)
+    db.commit()
+    assert not account_status.status_of(db, account, lease=timedelta(seconds=60)).syncing
+    assert account_status.status_of(db, account, lease=timedelta(minutes=10)).syncing
+    assert services.config.sync_lease == timedelta(seconds=services.config.sync_lease_seconds)
+
+
 def test_a_failed_sync_keeps_the_plain_error(services, db, make_user, imap_server):
     account_id = make_account(services, make_user("rep"), imap_server, imap_server.new_user())
     db.get(MailAccount, account_id).imap_login = "nobody-here"
