@@ -21,21 +21,13 @@ from crm.models import Email, MassMail, MassMailRecipient, OutboxEntry
 from crm.models import outbox as outbox_states
 from crm.models.campaigns import QUEUED
 from crm.models.mail import STATUS_FAILED
+from crm.outbound import outbox
 
-HELD_UNTIL = datetime(9999, 12, 31)
+# What a held row is and its due time for people belong to the outbox (the mail page asks
+# too); named here as well for this module's callers (crm outbox list).
+HELD_UNTIL, is_held, shown_due = outbox.HELD_UNTIL, outbox.is_held, outbox.shown_due
 CANCELLED_REPLY = "Cancelled with the mass mail before it was sent."
 HELD_LABEL = "held (mass mail paused)"
-
-
-def is_held(entry: OutboxEntry) -> bool:
-    """A row a paused mass mail holds: still queued, due at a time no worker reaches."""
-    return entry.state == outbox_states.QUEUED and entry.due_at >= HELD_UNTIL
-
-
-def shown_due(entry: OutboxEntry) -> datetime | None:
-    """When the row is due, for people; None when it has no real due time: held, or
-    cancelled while held (cancelling keeps the stored HELD_UNTIL)."""
-    return None if entry.due_at >= HELD_UNTIL else entry.due_at
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,20 @@ from crm.records.linking import session_key
 LEASE = timedelta(minutes=5)
 # Retry a temporary failure after these waits, then give up (Failed, with the last reply).
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+# A paused mass mail holds its queued rows by making them due at a time no worker reaches
+# (crm.campaigns.outbox_rows holds and releases them); that time is never shown to anyone.
+HELD_UNTIL = datetime(9999, 12, 31)
+
+
+def is_held(entry: OutboxEntry) -> bool:
+    """A row a paused mass mail holds: still queued, due at a time no worker reaches."""
+    return entry.state == QUEUED and entry.due_at >= HELD_UNTIL
+
+
+def shown_due(entry: OutboxEntry) -> datetime | None:
+    """When the row is due, for people; None when it has no real due time: held, or
+    cancelled while held (cancelling keeps the stored HELD_UNTIL)."""
+    return None if entry.due_at >= HELD_UNTIL else entry.due_at
 
 
 @dataclass(frozen=True)

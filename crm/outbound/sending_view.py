@@ -15,7 +15,8 @@ from crm.outbound import outbox
 @dataclass(frozen=True)
 class SendingView:
     state: str
-    due_at: datetime
+    due_at: datetime | None  # None while held: the stored time is no real one
+    held: bool  # queued, but held by a paused mass mail
     finished_at: datetime | None
     scheduled: bool
     attempts: int
@@ -33,7 +34,8 @@ def of(session: Session, user: User, email: Email) -> SendingView | None:
     account = session.get(MailAccount, entry.mail_account_id) if entry.mail_account_id else None
     return SendingView(
         state=entry.state,
-        due_at=entry.due_at,
+        due_at=outbox.shown_due(entry),
+        held=outbox.is_held(entry),
         finished_at=entry.finished_at,
         scheduled=entry.scheduled,
         attempts=entry.attempts,
