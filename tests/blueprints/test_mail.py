@@ -181,6 +181,20 @@ def test_attachments_download_with_our_own_type_and_a_safe_name(user_client, db,
     assert "filename*=UTF-8''r%C3%A9%22port%3Cscript%3E.html" in disposition
 
 
+def test_an_attachments_size_reads_as_compose_shows_it(user_client, db, rep, services):
+    """The mail page and compose (forward, templates) write a size the same way: 29.5 kB for
+    29,500 bytes, not 28.8 KB on one page and 29.5 kB on the other."""
+    mail = make_email(db, users=[rep.id])
+    db.add(
+        Attachment(
+            email_id=mail.id, filename="specs.pdf", sha256=services.blobs.put(b"x"), size=29_500
+        )
+    )
+    db.commit()
+    page = user_client.get(f"/mail/{mail.id}").get_data(as_text=True)
+    assert "29.5 kB" in page and "KB" not in page
+
+
 def test_view_original_downloads_the_raw_message(user_client, db, rep, services):
     mail = make_email(db, users=[rep.id])
     mail.raw_sha256 = services.blobs.put(b"Subject: hi\r\n\r\nbody")
