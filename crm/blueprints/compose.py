@@ -15,11 +15,12 @@ from crm.mail.compose import html_to_text
 from crm.mail.mailto import mailto_url
 from crm.mail.sanitize import text_to_html
 from crm.models import Email
-from crm.outbound import drafts, outbox, replies, senders, suggestions
+from crm.outbound import drafts, outbox, parents, replies, senders, suggestions
 from crm.outbound.drafts import DraftError, DraftInput, Upload
 from crm.outbound.senders import SendRefused
 from crm.queue import enqueue_send, mail_queue
 from crm.records import preferences
+from crm.records.kinds import KIND_OF_TYPE
 from crm.templating import context, handlebars, library, placeholders
 from crm.templating.rendering import Rendered, render_template, text_of
 from crm.web import db, fragment, get_or_404, page, rejected_status, services
@@ -211,6 +212,49 @@ def addresses():
     return fragment("compose/_suggestions.html", found=found, prefix=prefix)
 
 
+@bp.get("/records")
+def records():
+    """The Record field's search: records of one type the user may read (a page of links to a
+    new mail linked to each, without JavaScript)."""
+    record_type, q = request.args.get("record_type", "Account"), request.args.get("q", "")
+    try:
+        found, error = parents.search(db(), current_user, record_type, q), None
+    except parents.ParentRefused as exc:
+        found, error = None, str(exc)
+    return page(
+        "compose/records.html", rejected_status() if error else 200, found=found, error=error,
+        record_type=record_type, kind=KIND_OF_TYPE.get(record_type), q=q,
+        parent_types=parents.offered_types(db()),
+    )  # fmt: skip
+
+
+@bp.post("/parent")
+def parent():
+    """The Record field after a record was chosen from its search, or saying why it was not
+    (the form's record stays)."""
+    form = request.form
+    chosen_type = form.get("choose_type", "")
+    try:
+        record = parents.choose(db(), current_user, chosen_type, form.get("choose_id", type=int))
+    except parents.ParentRefused as exc:
+        kept = (form.get("parent_type") or None, form.get("parent_id", type=int))
+        field = _record_field(*kept, error=str(exc))
+        return fragment("compose/_record.html", rejected_status(), **field)
+    return fragment("compose/_record.html", **_record_field(chosen_type, record.id, chosen=True))
+
+
+def _record_field(parent_type, parent_id, error=None, chosen=False) -> dict:
+    session = db()
+    return {
+        "parent_type": parent_type,
+        "parent_id": parent_id,
+        "parent_name": suggestions.parent_name(session, parent_type, parent_id),
+        "parent_types": parents.offered_types(session),
+        "parent_error": error,
+        "chosen": chosen,  # compose.js then asks whether to render the template again
+    }
+
+
 @bp.post("/template")
 def template():
     """The chosen template rendered for this draft: subject, body and warnings to fill in."""
@@ -298,7 +342,7 @@ def _form(
         email=email,
         errors=errors or {},
         senders=senders.senders(session, current_user),
-        parent_name=suggestions.parent_name(session, draft.parent_type, draft.parent_id),
+        **_record_field(draft.parent_type, draft.parent_id),
         attachments=suggestions.attachments(session, draft.keep_attachment_ids),
         scheduled=outbox.scheduled_of(session, current_user.id),
         templates=library.picker(session, current_user),

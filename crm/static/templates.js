@@ -1,38 +1,7 @@
-// Templates: the HTML editor of the template form (the plain editor compose uses, over the same
-// markup), and in compose the filling of subject and body after a template was chosen (the
+// Templates: the template form's editor (editor.js, as compose's, switched between HTML and
+// plain text), and in compose the filling of subject and body after a template was chosen (the
 // server's #template-fill fragment carries them). Nothing here is trusted: the server sanitises.
 (function () {
-  function editor(form, sourceId, isHtml) {
-    var area = form.querySelector(".editor-area");
-    var tools = form.querySelector(".editor-tools");
-    var body = form.querySelector("textarea[name=body]");
-    var source = document.getElementById(sourceId);
-    if (!area || !tools || !body || !source) { return null; }
-    // The toolbar's display rule would override a bare `hidden`: style.display decides.
-    function show(on) {
-      area.hidden = !on; tools.hidden = !on; body.hidden = on;
-      tools.style.display = on ? "" : "none";
-    }
-    function sync() { if (!area.hidden) { body.value = area.innerHTML; } }
-    area.innerHTML = source.innerHTML;
-    show(isHtml());
-    area.addEventListener("input", sync);
-    form.addEventListener("submit", sync);
-    tools.addEventListener("click", function (evt) {
-      var button = evt.target.closest("button[data-command]");
-      if (!button) { return; }
-      var command = button.dataset.command, value = null;
-      if (command === "createLink") {
-        value = window.prompt("Link address (https://…)");
-        if (!value || !/^(https?:|mailto:)/i.test(value)) { return; }
-      }
-      area.focus();
-      document.execCommand(command, false, value);
-      sync();
-    });
-    return { area: area, body: body, show: show, sync: sync };
-  }
-
   // Plain text from the editor's HTML, as the outgoing mail's text part is made
   // (crm.mail.compose.html_to_text): paragraphs apart, <br> a line break, list items "- ",
   // links "text (url)".
@@ -74,27 +43,21 @@
       }).join("");
   }
 
-  // The template form; started on first load and on htmx's load event (the layout loads this
-  // file on every page, since a boosted page's own scripts never run), once per form.
-  function startTemplateForm() {
-    var templateForm = document.getElementById("template-form");
-    if (!templateForm || templateForm.dataset.editor) { return; }
-    templateForm.dataset.editor = "1";
+  // The template form: HTML or plain text, switched by its format select.
+  window.crmEditor.eachForm("template-form", function (templateForm) {
+    var source = document.getElementById("template-editor-html");
     var format = templateForm.querySelector("select[name=format]");
-    var ed = editor(templateForm, "template-editor-html", function () { return format.value === "html"; });
-    if (ed) {
-      format.addEventListener("change", function () {
-        if (format.value === "html") { ed.area.innerHTML = textToHtml(ed.body.value); ed.show(true); }
-        else { ed.body.value = htmlToText(ed.area); ed.show(false); }
-      });
-    }
-  }
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", startTemplateForm);
-  } else {
-    startTemplateForm();
-  }
-  if (window.htmx) { window.htmx.onLoad(startTemplateForm); }
+    var ed = source && window.crmEditor.editor(templateForm, { link: function (value) {
+      return !!value && /^(https?:|mailto:)/i.test(value);
+    } });
+    if (!ed) { return; }
+    ed.area.innerHTML = source.innerHTML;
+    ed.show(format.value === "html");
+    format.addEventListener("change", function () {
+      if (format.value === "html") { ed.area.innerHTML = textToHtml(ed.body.value); ed.show(true); }
+      else { ed.body.value = htmlToText(ed.area); ed.show(false); }
+    });
+  });
 
   // Compose: put the rendered template into the subject and the editor (or the textarea).
   document.body.addEventListener("htmx:afterSwap", function (evt) {
@@ -129,6 +92,8 @@
     var form = document.getElementById("compose");
     var again = document.getElementById("template-again");
     if (!form || !again || !form.contains(evt.target)) { return; }
+    // Only the record and the recipients count (not, say, the record search being typed in).
+    if (!/^(parent_type|parent_id|to)$/.test(evt.target.name || "")) { return; }
     var type = form.querySelector("input[name=parent_type], select[name=parent_type]");
     var id = form.querySelector("input[name=parent_id], select[name=parent_id]");
     // The same "Type:id" (or "" for none) the server writes into data-parent.

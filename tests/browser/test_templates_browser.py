@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from crm import settings
 from crm.accounts import manage
-from crm.models import User
+from crm.models import Email, User
 from crm.outbound.sending import deliver_due
 from crm.templating import library
 from crm.templating.library import TemplateInput
@@ -184,6 +184,58 @@ def test_render_again_after_the_recipient_changes_and_the_record_can_be_removed(
     # The recipient's account still fills {Account.name} (issue 13: the person's linked records).
     expect(page.get_by_label("Subject")).to_have_value("Offer for Acme & Co")
     expect(page.locator("#template-fill")).to_contain_text("(no record chosen)")
+
+
+def test_choosing_another_record_in_compose_renders_again_and_the_mail_keeps_it(
+    live_server, browser, services, smtp_server, rep, make_user, tmp_path
+):
+    other = make_user("other")
+    with services.session() as session:
+        globex = records.account(session, "Globex Ltd", assigned_user_id=rep["user"])
+        records.account(session, "Globex Hidden", assigned_user_id=other)
+        session.commit()
+        globex_id = globex.id
+    page = browser
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/compose/?here=1&to=ann@acme.example&parent_type=Account"
+              f"&parent_id={rep['acme']}")  # fmt: skip
+    page.locator("#compose-template").select_option(label="Offer (Sales)")
+    page.locator("#use-template").click()
+    editor = page.locator("#compose .editor-area")
+    expect(page.get_by_label("Subject")).to_have_value("Offer for Acme & Co")
+    again = page.locator("#template-again")
+    expect(again).to_be_hidden()
+    # The Record field's search (htmx): Enter searches, it does not send the mail.
+    search = page.get_by_label("Find a record")
+    expect(page.get_by_label("Record type")).to_have_value("Account")
+    search.fill("glob")
+    search.press("Enter")
+    choices = page.locator("#compose-record-choices")
+    expect(choices.get_by_role("link", name="Globex Ltd")).to_be_visible()
+    expect(choices).not_to_contain_text("Globex Hidden")  # another user's account
+    assert "/compose/" in page.url and not smtp_server.messages
+    page.screenshot(path=str(tmp_path / "compose-record-search.png"), full_page=True)
+    choices.get_by_role("link", name="Globex Ltd").click()
+    expect(page.locator("#compose-parent")).to_have_text("Account: Globex Ltd")
+    expect(page.locator("#compose-record-choices li")).to_have_count(0)
+    expect(page.locator("#clear-parent")).to_be_visible()
+    expect(again).to_be_visible()  # filled for Acme, now linked to Globex
+    again.click()
+    expect(page.get_by_label("Subject")).to_have_value("Offer for Globex Ltd")
+    expect(editor.locator("b")).to_have_text("Globex Ltd")
+    expect(again).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "compose-record-chosen.png"), full_page=True)
+    page.locator("#send-button").click()
+    page.wait_for_url("**/mail/*")
+    email_id = int(page.url.rsplit("/", 1)[1])
+    with services.session() as session:
+        email = session.get(Email, email_id)
+        assert (email.parent_type, email.parent_id) == ("Account", globex_id)
+    assert [o.state for o in deliver_due(services)] == ["sent"]
+    [received] = smtp_server.messages
+    assert message_from_bytes(received["data"], policy=policy.default)["Subject"] == (
+        "Offer for Globex Ltd"
+    )
 
 
 def test_the_template_editor_is_visible_and_html_turns_into_text(
