@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import folding
+from crm.db import utcnow
 from crm.models import (
     Account,
     Case,
@@ -90,6 +91,9 @@ def set_address_flags(
     """Mark one of the record's addresses opted out or invalid; None if the record lacks it.
 
     The flags belong to the address row, so every record holding the address sees them.
+    Opting out and in here means what the unsubscribe page's buttons mean
+    (crm.campaigns.opt_out): opting out ends an earlier subscribing again, taking an opt-out
+    back dates the subscribing again, and leaving a flag as it is changes no date.
     """
     link = session.scalars(
         select(EmailAddressLink).where(
@@ -100,9 +104,14 @@ def set_address_flags(
     ).first()
     if link is None:
         return None
-    link.address.opted_out, link.address.invalid = opted_out, invalid
+    address = link.address
+    if opted_out:
+        address.opted_out, address.subscribed_again_at = True, None
+    elif address.opted_out:
+        address.opted_out, address.subscribed_again_at = False, utcnow()
+    address.invalid = invalid
     session.flush()
-    return link.address
+    return address
 
 
 def next_case_number(session: Session) -> int:
