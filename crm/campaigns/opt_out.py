@@ -87,7 +87,7 @@ def address_of(session: Session, token: str, kind: str) -> tuple[Token, EmailAdd
 def opt_out(session: Session, token: Token, address: EmailAddress) -> None:
     """Mark the address opted out, and the recipient row the link was made for (the caller
     commits). Doing it twice changes nothing; an earlier subscribing again is over."""
-    address.opted_out, address.subscribed_again_at = True, None
+    address.opt_out()
     recipient = session.get(MassMailRecipient, token.recipient_id) if token.recipient_id else None
     if recipient is not None and recipient.address_id == address.id and not recipient.opted_out_at:
         recipient.opted_out_at = utcnow()
@@ -95,8 +95,7 @@ def opt_out(session: Session, token: Token, address: EmailAddress) -> None:
 
 def subscribe_again(session: Session, address: EmailAddress) -> None:
     """Take the opt-out back and note when (the caller commits); a second click keeps the date."""
-    if address.opted_out:
-        address.opted_out, address.subscribed_again_at = False, utcnow()
+    address.subscribe_again()
 
 
 def confirm(session: Session, token: Token, address: EmailAddress) -> None:

@@ -206,7 +206,7 @@ class Line:
     @property
     def subscribed_again_on(self) -> datetime | None:
         """When the address subscribed again, for a line that says so; None when no date was
-        kept (before it was stored, or the flag was cleared on the record) or the one kept is
+        kept (subscribed again before migration 0016 stored the date) or the one kept is
         older than this mail's opt-out."""
         if self.subscription not in ("resubscribed", "subscribed_again_since"):
             return None

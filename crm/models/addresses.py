@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm.db import Base
+from crm.db import Base, utcnow
 
 
 class EmailAddress(Base):
@@ -24,6 +24,16 @@ class EmailAddress(Base):
     links: Mapped[list[EmailAddressLink]] = relationship(
         back_populates="address", cascade="all, delete-orphan"
     )
+
+    # What opting out and in mean, wherever it is done (the unsubscribe page's buttons, the
+    # record page's box): opting out ends an earlier subscribing again; taking an opt-out back
+    # dates it, and doing it again keeps the first date.
+    def opt_out(self) -> None:
+        self.opted_out, self.subscribed_again_at = True, None
+
+    def subscribe_again(self) -> None:
+        if self.opted_out:
+            self.opted_out, self.subscribed_again_at = False, utcnow()
 
 
 class EmailAddressLink(Base):

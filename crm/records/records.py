@@ -8,7 +8,6 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import folding
-from crm.db import utcnow
 from crm.models import (
     Account,
     Case,
@@ -91,9 +90,8 @@ def set_address_flags(
     """Mark one of the record's addresses opted out or invalid; None if the record lacks it.
 
     The flags belong to the address row, so every record holding the address sees them.
-    Opting out and in here means what the unsubscribe page's buttons mean
-    (crm.campaigns.opt_out): opting out ends an earlier subscribing again, taking an opt-out
-    back dates the subscribing again, and leaving a flag as it is changes no date.
+    Opting out and in here means what the unsubscribe page's buttons mean (EmailAddress.opt_out
+    and subscribe_again); leaving a flag as it is changes no date.
     """
     link = session.scalars(
         select(EmailAddressLink).where(
@@ -106,9 +104,9 @@ def set_address_flags(
         return None
     address = link.address
     if opted_out:
-        address.opted_out, address.subscribed_again_at = True, None
-    elif address.opted_out:
-        address.opted_out, address.subscribed_again_at = False, utcnow()
+        address.opt_out()
+    else:
+        address.subscribe_again()
     address.invalid = invalid
     session.flush()
     return address

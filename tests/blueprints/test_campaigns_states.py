@@ -148,7 +148,7 @@ def test_the_log_shows_a_recipient_who_subscribed_again(
 def test_the_log_words_a_subscribing_again_without_a_kept_date_as_before(
     mara, client, db, services, campaign, smtp_server
 ):
-    """Subscribed again before the date was stored (or the flag cleared on the record)."""
+    """Subscribed again before the date was stored (migration 0016)."""
     mass_mail_id = _started_and_queued(mara, services, campaign)
     deliver_due(services)
     urls = {m["rcpt_tos"][0]: m["data"] for m in smtp_server.messages}
