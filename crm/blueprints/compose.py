@@ -248,7 +248,7 @@ def _record_field(parent_type, parent_id, error=None, chosen=False) -> dict:
     return {
         "parent_type": parent_type,
         "parent_id": parent_id,
-        "parent_name": suggestions.parent_name(session, parent_type, parent_id),
+        "parent_name": parents.name_of(session, current_user, parent_type, parent_id),
         "parent_types": parents.offered_types(session),
         "parent_error": error,
         "chosen": chosen,  # compose.js then asks whether to render the template again

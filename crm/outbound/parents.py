@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from crm import settings
-from crm.models import User
+from crm.models import RECORD_TYPES, User
 from crm.pagination import Page
 from crm.records.access import get_visible
 from crm.records.kinds import KIND_OF_TYPE
@@ -47,6 +47,16 @@ def choose(session: Session, user: User, parent_type: str, record_id: int | None
     if record is None:  # hidden and missing alike: whether it exists is not the user's to know
         raise ParentRefused(f"That {kind.label.lower()} is not one you may open.")
     return record
+
+
+def name_of(session: Session, user: User, parent_type: str | None, record_id: int | None) -> str:
+    """The record's name as the form shows it; one the user may not read (a reply to a mail
+    linked to it, say) is named as the linking panel names it, and no record is ""."""
+    model = RECORD_TYPES.get(parent_type or "")
+    if model is None or not record_id or session.get(model, record_id) is None:
+        return ""
+    record = get_visible(session, model, record_id, user)
+    return record.display_name if record is not None else "a record you cannot open"
 
 
 def _kind(session: Session, parent_type: str):

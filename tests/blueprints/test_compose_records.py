@@ -158,3 +158,13 @@ def test_the_form_has_the_search_under_its_record_and_a_save_keeps_the_chosen_on
     with services.session() as session:
         email = session.get(Email, int(saved.headers["Location"].rsplit("/", 1)[1]))
         assert (email.parent_type, email.parent_id) == ("Contact", people["ann"])
+
+
+def test_the_field_never_names_a_record_the_user_may_not_read(user_client, people):
+    # A forged form (or a reply to a mail linked to it) keeps the record, but not its name.
+    html = _choose(
+        user_client, parent_type="Account", parent_id=people["hidden"], choose_type="Nope"
+    ).get_data(as_text=True)
+    assert "Acme Hidden" not in html and "Account: a record you cannot open" in html
+    form = user_client.get(f"/compose/?parent_type=Account&parent_id={people['hidden']}")
+    assert "Acme Hidden" not in form.get_data(as_text=True)

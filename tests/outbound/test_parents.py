@@ -55,3 +55,10 @@ def test_b2c_mode_offers_no_account(db, rep, accounts):
     assert parents.offered_types(db) == ("Contact", "Lead", "Opportunity", "Case")
     with pytest.raises(ParentRefused):
         parents.search(db, rep, "Account", "")
+
+
+def test_the_name_shown_is_a_readable_records_only(db, rep, accounts):
+    assert parents.name_of(db, rep, "Account", accounts[0].id) == "Électricité du Rhône SA"
+    assert parents.name_of(db, rep, "Account", accounts[1].id) == "a record you cannot open"
+    assert parents.name_of(db, rep, "Account", 999999) == ""
+    assert parents.name_of(db, rep, None, None) == ""
