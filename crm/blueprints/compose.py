@@ -1,5 +1,5 @@
 """Writing mail: the compose form for a new mail, a reply, a forward or a draft; send, save,
-discard, undo; address suggestions."""
+discard, undo; address suggestions; the search and choice of the mail's record."""
 
 from __future__ import annotations
 
