@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue
@@ -103,4 +103,12 @@ def enqueue_send(queue: Queue, entry_id: int, due_at: datetime) -> None:
     if due_at <= utcnow():
         queue.enqueue(SEND_JOB, entry_id, **kwargs)
     else:
-        queue.enqueue_at(due_at.replace(tzinfo=UTC), SEND_JOB, entry_id, **kwargs)
+        queue.enqueue_at(end_of_second(due_at).replace(tzinfo=UTC), SEND_JOB, entry_id, **kwargs)
+
+
+def end_of_second(due_at: datetime) -> datetime:
+    """When a job for mail due at `due_at` may run. RQ's scheduler keeps whole seconds,
+    rounded down: queued for its due second, the job could run before the mail is due, find
+    nothing to send, and leave the mail to the outbox sweep (up to 30 s later)."""
+    whole = due_at.replace(microsecond=0)
+    return whole if whole == due_at else whole + timedelta(seconds=1)

@@ -123,6 +123,14 @@ def sweep_outbox() -> dict:
 MASS_MAIL_BATCHES_PER_RUN = 20
 
 
+def _last_of_its_second(jobs: dict, entry_id: int, due_at) -> None:
+    """Keep, per second of due time, the mail due last in it: the second's one send job must
+    not run before that mail is due (crm.queue.enqueue_send), or it would leave it behind."""
+    key = send_job_id(due_at)
+    if key not in jobs or due_at > jobs[key][1]:
+        jobs[key] = (entry_id, due_at)
+
+
 def run_mass_mails() -> dict:
     """Periodic (and after a start or resume): queue the due batches of running mass mail,
     each committed on its own, then a send job per second of due time."""
@@ -136,7 +144,7 @@ def run_mass_mails() -> dict:
                 batch = batches.queue_batch(session, svc.blobs, found, utcnow(), ahead)
                 session.commit()
                 for entry_id, due_at in batch.queued:
-                    jobs.setdefault(send_job_id(due_at), (entry_id, due_at))
+                    _last_of_its_second(jobs, entry_id, due_at)
                 if not batch.more:
                     break
     queue = mail_queue(svc.redis, svc.config.queue_name)
