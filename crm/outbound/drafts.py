@@ -30,6 +30,8 @@ from crm.models import (
 )
 from crm.models.mail import STATUS_DRAFT
 from crm.records import addressbook
+from crm.records.access import get_visible
+from crm.records.history import readable_mail
 from crm.templating import library
 
 ROLES = ("to", "cc", "bcc")
@@ -130,11 +132,9 @@ def save(
             recipients[role] = parse_recipients(getattr(draft, role))
         except ValueError as exc:
             errors[role] = str(exc)
-    if draft.parent_type and (
-        draft.parent_type not in RECORD_TYPES
-        or session.get(RECORD_TYPES[draft.parent_type], draft.parent_id or 0) is None
-    ):
-        errors["parent"] = "the chosen record does not exist"
+    parent_problem = _parent_problem(session, user, draft)
+    if parent_problem:
+        errors["parent"] = parent_problem
     if any(ch in draft.subject for ch in "\r\n\0"):
         errors["subject"] = "the subject may not contain line breaks"
     if errors:
@@ -148,6 +148,30 @@ def save(
     session.flush()
     _own_state(session, email, user)
     return email
+
+
+def _parent_problem(session: Session, user: User, draft: DraftInput) -> str | None:
+    """Why the mail cannot be linked to the draft's record, or None.
+
+    A record the writer may not read can stay only when it came with mail they may read (a
+    reply to or forward of a mail linked to it, or their draft): a form naming any other id
+    must not put mail into a stranger's History.
+    """
+    if not draft.parent_type:
+        return None
+    model = RECORD_TYPES.get(draft.parent_type)
+    if model is None or session.get(model, draft.parent_id or 0) is None:
+        return "the chosen record does not exist"
+    if get_visible(session, model, draft.parent_id, user) is not None:
+        return None
+    linked_mail = select(Email.id).where(
+        Email.parent_type == draft.parent_type,
+        Email.parent_id == draft.parent_id,
+        readable_mail(user),
+    )
+    if session.scalar(linked_mail.limit(1)) is not None:
+        return None
+    return "that record is not one you may open: choose another or remove it"
 
 
 def _fill(session: Session, email: Email, draft: DraftInput, recipients: dict) -> None:

@@ -12,11 +12,10 @@ from crm import settings
 from crm.models import RECORD_TYPES, User
 from crm.pagination import Page
 from crm.records.access import get_visible
+from crm.records.forms import PARENT_TYPES  # what mail and tasks link to, in that order
 from crm.records.kinds import KIND_OF_TYPE
 from crm.records.records import search_records
 
-# The linking panel's parent types (crm.blueprints.linking.PARENT_TYPES), in its order.
-PARENT_TYPES = ("Account", "Contact", "Lead", "Opportunity", "Case")
 CHOICES = 20  # results shown at once; a longer list asks for a narrower search
 
 

@@ -264,8 +264,10 @@ def test_attach(app, account_id, body, tmp_path, smtp_server):
     assert parts["notes.txt"].get_content().replace("\r\n", "\n") == notes.read_text()
 
 
-def test_parent_puts_the_record_in_the_message_id(app, db, services, account_id, body, smtp_server):
-    account = records.account(db, "Acme")
+def test_parent_puts_the_record_in_the_message_id(
+    app, db, services, rep, account_id, body, smtp_server
+):
+    account = records.account(db, "Acme", assigned_user_id=rep)  # a record rep may read
     db.commit()
     sent = json.loads(_ok(_send(app, body, "--parent", f"Account:{account.id}", "--json")))
     email = db.get(Email, sent["id"])
@@ -275,6 +277,17 @@ def test_parent_puts_the_record_in_the_message_id(app, db, services, account_id,
     _ok(_cli(app, "outbox", "run"))
     received_id = _received(smtp_server.messages[0])["Message-ID"]
     assert received_id == sent["message_id"]
+
+
+def test_a_record_the_user_may_not_read_is_refused(app, db, make_user, account_id, body):
+    """--parent acts as the user: mail is not put into the History of a record they cannot
+    open (another user's account)."""
+    other = make_user("otto", ["otto@example.com"])
+    theirs = records.account(db, "Otto's customer", assigned_user_id=other)
+    db.commit()
+    result = _send(app, body, "--parent", f"Account:{theirs.id}")
+    assert result.exit_code != 0 and "not one you may open" in result.output
+    assert db.query(OutboxEntry).count() == 0
 
 
 @pytest.mark.parametrize(
