@@ -21,11 +21,8 @@ from crm.models import Email, MassMail, MassMailRecipient, OutboxEntry
 from crm.models import outbox as outbox_states
 from crm.models.campaigns import QUEUED
 from crm.models.mail import STATUS_FAILED
-from crm.outbound import outbox
+from crm.outbound.outbox import HELD_UNTIL  # what a held row is belongs to the outbox
 
-# What a held row is and its due time for people belong to the outbox (the mail page asks
-# too); named here as well for this module's callers (crm outbox list).
-HELD_UNTIL, is_held, shown_due = outbox.HELD_UNTIL, outbox.is_held, outbox.shown_due
 CANCELLED_REPLY = "Cancelled with the mass mail before it was sent."
 HELD_LABEL = "held (mass mail paused)"
 

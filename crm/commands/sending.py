@@ -138,8 +138,8 @@ def list_rows(as_json):
                 "email_id": entry.email_id,
                 "state": entry.state,
                 "attempts": entry.attempts,
-                "due_at": _iso(outbox_rows.shown_due(entry)),
-                "held": outbox_rows.is_held(entry),
+                "due_at": _iso(outbox.shown_due(entry)),
+                "held": outbox.is_held(entry),
                 "last_reply": entry.last_reply,
                 "refused": [
                     {"address": r.address, "code": r.code, "reply": r.reply}

@@ -81,12 +81,6 @@ def _addresses_of(session: Session, kind: str, entity_id: int) -> list[str]:
     return list(session.scalars(stmt))
 
 
-def parent_name(session: Session, kind: str | None, record_id: int | None) -> str:
-    model = RECORD_TYPES.get(kind or "")
-    record = session.get(model, record_id) if model and record_id else None
-    return record.display_name if record is not None else ""
-
-
 def attachments(session: Session, ids) -> list[Attachment]:
     if not ids:
         return []
